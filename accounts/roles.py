@@ -1,0 +1,45 @@
+"""The portal's three roles, each a Django group created by a data migration."""
+
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+
+
+class Role(StrEnum):
+    DEVELOPER = "Developers"
+    SUPPORT = "Support engineers"
+    MANAGER = "Managers"
+
+
+def roles_of(user) -> set[Role]:
+    if not user.is_authenticated:
+        return set()
+    if user.is_superuser:
+        return set(Role)
+    if not hasattr(user, "_portal_roles"):
+        names = set(user.groups.values_list("name", flat=True))
+        user._portal_roles = {role for role in Role if role.value in names}
+    return user._portal_roles
+
+
+def has_role(user, *roles: Role) -> bool:
+    return bool(roles_of(user) & set(roles))
+
+
+def role_required(*roles: Role) -> Callable:
+    """Signed-in users with one of `roles` get the view; other signed-in users get 403."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapper(request, *args, **kwargs):
+            if not has_role(request.user, *roles):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

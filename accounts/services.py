@@ -1,0 +1,12 @@
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from .roles import Role
+
+
+@transaction.atomic
+def user_create(*, username: str, email: str = "", password: str, role: Role) -> "get_user_model()":
+    user = get_user_model().objects.create_user(username=username, email=email, password=password)
+    user.groups.add(Group.objects.get(name=role.value))
+    return user
