@@ -157,7 +157,7 @@ class Devstack:
         self.stop()
         raise DevstackError(f"MLflow server not ready on {self.url} after {timeout:.0f}s")
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float = 3) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         try:

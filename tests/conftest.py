@@ -1,0 +1,129 @@
+"""Shared fixtures: a real devstack registry, a real Celery worker, users of each role.
+
+Everything here is real: the MLflow server is started once per session on a free port, the
+worker is a `celery worker` process consuming the same broker as the tests (filesystem or Redis)."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from accounts.roles import Role
+from accounts.services import user_create
+from devstack.server import Devstack, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory):
+    """The seeded devstack registry (writer, reader, revoked, other and admin keys; the LSCOR run)."""
+    stack = Devstack(tmp_path_factory.mktemp("devstack"), port=free_port())
+    stack.start()
+    try:
+        stack.seed()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def devstack_keys(devstack) -> dict[str, str]:
+    return devstack.state()["keys"]
+
+
+@pytest.fixture(scope="session")
+def locked_devstack(devstack):
+    """A second server on the same data, started with the registry lock on."""
+    stack = Devstack(devstack.data_dir, port=free_port(), registry_lock=True)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def database_url_for_worker() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, devstack, tmp_path_factory):
+    """A real `celery worker` process (threads pool) on the test database and the test broker."""
+    from hokusai_portal.celery import app
+
+    with django_db_blocker.unblock():
+        app.control.purge()  # nothing left over from an earlier run
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url_for_worker(),
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        HOKUSAI_REGISTRY_URL=devstack.url,
+        PORTAL_VAR_DIR=str(settings.VAR_DIR),
+        PYTHONUNBUFFERED="1",
+    )
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "hokusai_portal", "worker", "--pool", "threads",
+             "--concurrency", "4", "--loglevel", "INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while b" ready." not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.1)
+    process.log_path = log_path
+    yield process
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def registry_url(settings, devstack):
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    return devstack.url
+
+
+def _make_user(username: str, role: Role | None):
+    if role is None:
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().objects.create_user(username=username, password=PASSWORD)
+    return user_create(username=username, email=f"{username}@example.com", password=PASSWORD, role=role)
+
+
+@pytest.fixture
+def alice(db):
+    """A third-party developer."""
+    return _make_user("alice", Role.DEVELOPER)
+
+
+@pytest.fixture
+def bob(db):
+    """A support engineer."""
+    return _make_user("bob", Role.SUPPORT)
+
+
+@pytest.fixture
+def charlie(db):
+    """A manager."""
+    return _make_user("charlie", Role.MANAGER)
+
+
+@pytest.fixture
+def outsider(db):
+    """Signed in, but in no role group."""
+    return _make_user("mallory", None)

@@ -1,0 +1,52 @@
+"""/healthz reports database, broker and registry reachability with latency."""
+
+import pytest
+
+from devstack.server import Devstack, free_port
+
+
+def test_it_is_200_with_latency_when_everything_is_up(client, registry_url, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is True
+    for name in ("database", "broker", "registry"):
+        assert body["checks"][name]["ok"] is True
+        assert body["checks"][name]["latency_ms"] >= 0
+
+
+@pytest.mark.slow
+def test_it_goes_503_when_the_registry_stops_and_back_to_200_when_it_returns(client, settings, devstack, db):
+    registry = Devstack(devstack.data_dir, port=free_port())
+    settings.HOKUSAI_REGISTRY_URL = registry.url
+    with registry:
+        assert client.get("/healthz").status_code == 200
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["registry"] == {
+        "ok": False,
+        "latency_ms": response.json()["checks"]["registry"]["latency_ms"],
+        "error": "ConnectionError",
+    }
+    assert response.json()["checks"]["database"]["ok"] is True
+    with registry:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_down_broker_makes_it_503(client, settings, registry_url, db):
+    from hokusai_portal.celery import app
+
+    old = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url = old
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["ok"] is False
+
+
+def test_it_leaks_no_internal_detail(client, settings, db):
+    settings.HOKUSAI_REGISTRY_URL = "http://127.0.0.1:1"
+    body = client.get("/healthz").content.decode()
+    assert "127.0.0.1" not in body
