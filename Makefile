@@ -27,7 +27,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/pyth
 run: $(VENV)/.runtime-installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
-	$(VENV)/bin/honcho -f Procfile start
+	$(PY) -m hokusai_portal.supervise
 
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

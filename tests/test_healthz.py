@@ -34,14 +34,8 @@ def test_it_goes_503_when_the_registry_stops_and_back_to_200_when_it_returns(cli
 
 
 def test_a_down_broker_makes_it_503(client, settings, registry_url, db):
-    from hokusai_portal.celery import app
-
-    old = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    try:
-        response = client.get("/healthz")
-    finally:
-        app.conf.broker_url = old
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
 
