@@ -39,9 +39,17 @@ class Devstack:
     """One MLflow server process with the gateway plugin, its data under `data_dir`."""
 
     def __init__(
-        self, data_dir: str | os.PathLike, port: int = 5000, host: str = "127.0.0.1", registry_lock: bool = False
+        self,
+        data_dir: str | os.PathLike,
+        port: int = 5000,
+        host: str = "127.0.0.1",
+        registry_lock: bool = False,
+        gateway: bool = True,
     ):
+        """`gateway=False` runs MLflow's plain basic-auth app (username/password only), the way a
+        self-hosted registry without Hokusai's gateway answers."""
         self.data_dir = Path(data_dir).resolve()
+        self.gateway = gateway
         self.host = host
         self.port = port
         self.registry_lock = registry_lock
@@ -88,8 +96,9 @@ class Devstack:
             f"database_uri = sqlite:///{self.data_dir / 'auth.db'}\n"
             f"admin_username = {state['admin_username']}\n"
             f"admin_password = {state['admin_password']}\n"
-            "authorization_function = devstack.gateway:authenticate_request\n"
         )
+        if self.gateway:
+            ini += "authorization_function = devstack.gateway:authenticate_request\n"
         ini_path = self.data_dir / "auth.ini"
         ini_path.write_text(ini)
         ini_path.chmod(0o600)

@@ -1,0 +1,41 @@
+from django.contrib import admin
+
+from .models import ApiKey, CheckRun, CheckStep
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["masked", "user", "environment", "updated_at"]
+    search_fields = ["user__username", "masked"]
+    # The ciphertext is never shown or editable here.
+    fields = ["user", "masked", "environment", "created_at", "updated_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+
+class CheckStepInline(admin.TabularInline):
+    model = CheckStep
+    extra = 0
+    fields = ["position", "title", "status", "cause", "message", "duration_ms", "evidence"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(CheckRun)
+class CheckRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "kind", "status", "cause", "key_masked", "created_at"]
+    list_filter = ["kind", "status", "cause"]
+    search_fields = ["user__username", "cause", "model_name"]
+    readonly_fields = [f.name for f in CheckRun._meta.fields]
+    inlines = [CheckStepInline]
+    list_select_related = ["user"]
+
+
+@admin.register(CheckStep)
+class CheckStepAdmin(admin.ModelAdmin):
+    list_display = ["run", "position", "title", "status", "cause", "duration_ms"]
+    list_filter = ["status", "cause"]
+    readonly_fields = [f.name for f in CheckStep._meta.fields]
+    list_select_related = ["run"]

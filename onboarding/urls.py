@@ -5,4 +5,11 @@ from . import views
 app_name = "onboarding"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("key/", views.key, name="key"),
+    path("key/forget/", views.key_forget, name="key_forget"),
+    path("connectivity/", views.connectivity, name="connectivity"),
+    path("checks/", views.history, name="history"),
+    path("checks/<int:run_id>/", views.check_run, name="check_run"),
+    path("checks/<int:run_id>/retry/", views.check_run_retry, name="check_run_retry"),
+    path("registration/", views.registration, name="registration"),
 ]

@@ -1,9 +1,101 @@
+from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.roles import Role, role_required
+from accounts.roles import Role, has_role, role_required
+
+from . import selectors, services
+from .diagnosis import CAUSES
+from .forms import ApiKeyForm, ConnectivityCheckForm
+from .keys import KeyFormatError
+
+RUNS_PER_PAGE = 25
+onboarding_role = role_required(Role.DEVELOPER, Role.SUPPORT)
 
 
-@role_required(Role.DEVELOPER, Role.SUPPORT)
+@onboarding_role
 def index(request: HttpRequest):
-    return render(request, "onboarding/index.html")
+    state = selectors.onboarding_state(user=request.user)
+    return redirect(f"onboarding:{state['current']}")
+
+
+@onboarding_role
+@require_http_methods(["GET", "POST"])
+def key(request: HttpRequest):
+    state = selectors.onboarding_state(user=request.user)
+    form = ApiKeyForm(request.POST or None)
+    if request.method == "POST":
+        try:
+            if form.is_valid():
+                _, normalised = services.api_key_save(user=request.user, raw_key=form.cleaned_data["api_key"])
+                for notice in normalised.notices:
+                    messages.info(request, notice)
+                messages.success(request, f"Saved your key {normalised.masked}. Next: run a connectivity check.")
+                return redirect("onboarding:connectivity")
+        except services.KeySubmissionRateLimited as error:
+            form.add_error(None, str(error))
+        except KeyFormatError as error:  # the form validated; the service has the last word
+            form.add_error("api_key", str(error))
+    return render(request, "onboarding/key.html", {"form": form, **state, "current": "key"})
+
+
+@onboarding_role
+@require_POST
+def key_forget(request: HttpRequest):
+    if services.api_key_forget(user=request.user):
+        messages.success(request, "Your API key was deleted from the portal.")
+    return redirect("onboarding:key")
+
+
+@onboarding_role
+@require_http_methods(["GET", "POST"])
+def connectivity(request: HttpRequest):
+    state = selectors.onboarding_state(user=request.user)
+    if state["api_key"] is None:
+        messages.info(request, "Save your API key first.")
+        return redirect("onboarding:key")
+    form = ConnectivityCheckForm(request.POST or None, initial={"model_name": getattr(state["latest_run"], "model_name", "")})
+    if request.method == "POST" and form.is_valid():
+        run = services.connectivity_check_start(user=request.user, model_name=form.cleaned_data["model_name"])
+        return redirect("onboarding:check_run", run_id=run.pk)
+    return render(request, "onboarding/connectivity.html", {"form": form, **state, "current": "connectivity"})
+
+
+@onboarding_role
+def check_run(request: HttpRequest, run_id: int):
+    run = selectors.check_run_get_for(user=request.user, run_id=run_id)
+    context = {"run": run, "steps": list(run.steps.all()), "causes": CAUSES}
+    if request.htmx:
+        return render(request, "onboarding/check_run.html#run", context)
+    state = selectors.onboarding_state(user=request.user)
+    return render(request, "onboarding/check_run.html", {**state, **context, "current": "connectivity"})
+
+
+@onboarding_role
+@require_POST
+def check_run_retry(request: HttpRequest, run_id: int):
+    run = selectors.check_run_owned_by(user=request.user, run_id=run_id)
+    try:
+        new_run = services.check_run_retry(run=run)
+    except services.NoApiKey:
+        messages.error(request, "Save your API key first.")
+        return redirect("onboarding:key")
+    return redirect("onboarding:check_run", run_id=new_run.pk)
+
+
+@onboarding_role
+def history(request: HttpRequest):
+    runs = selectors.check_run_list_for(user=request.user)
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "onboarding/history.html", {"page": page, "show_user": has_role(request.user, Role.SUPPORT)})
+
+
+@onboarding_role
+def registration(request: HttpRequest):
+    state = selectors.onboarding_state(user=request.user)
+    if not state["connectivity_passed"]:
+        messages.info(request, "Registration opens once a connectivity check has passed.")
+        return redirect("onboarding:connectivity" if state["api_key"] else "onboarding:key")
+    return render(request, "onboarding/registration.html", {**state, "current": "registration"})

@@ -127,3 +127,38 @@ def charlie(db):
 def outsider(db):
     """Signed in, but in no role group."""
     return _make_user("mallory", None)
+
+
+@pytest.fixture(scope="session")
+def basic_auth_registry(tmp_path_factory):
+    """MLflow's own basic-auth app with no gateway: it wants a username and password, not a key."""
+    stack = Devstack(tmp_path_factory.mktemp("basic-auth-registry"), port=free_port(), gateway=False)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def wait_for_run(run_id: int, timeout: float = 30):
+    """Poll the database until the worker has finished the run."""
+    from onboarding.models import CheckRun
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = CheckRun.objects.get(pk=run_id)
+        if run.is_finished:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} not finished after {timeout}s (status {run.status})")
+
+
+def key_appears_in_database(key: str) -> list[str]:
+    """Every model field, of every row, that holds `key` in clear text."""
+    from django.apps import apps
+
+    hits = []
+    for model in apps.get_models():
+        for row in model.objects.all().values():
+            for field_name, value in row.items():
+                if key in str(value):
+                    hits.append(f"{model._meta.label}.{field_name}")
+    return hits

@@ -1,0 +1,262 @@
+"""The connectivity check engine, shared by the Celery task and `manage.py diagnose`.
+
+key format -> DNS -> TCP -> TLS (https only) -> health -> identity/version -> authentication ->
+registry read -> write permission. After the first failing step the rest are skipped, not run."""
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import requests
+
+from hokusai_portal.redaction import redact
+
+from .diagnosis import (
+    Diagnosis,
+    StepStatus,
+    diagnose_exception,
+    diagnose_response,
+    diagnosis,
+    failed,
+    looks_like_html,
+    passed,
+)
+from .keys import KeyFormatError, key_normalise
+from .registry_client import Deadline, DeadlineExceeded, RegistryClient, response_evidence
+
+RUN_DEADLINE_SECONDS = 15
+CERT_WARNING_DAYS = 14
+API = "/api/2.0/mlflow"
+VERSION_PATTERN = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@dataclass
+class StepResult:
+    name: str
+    title: str
+    status: str
+    cause: str
+    message: str
+    remedy: str
+    duration_ms: int
+    evidence: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+STEPS: list[tuple[str, str]] = [
+    ("key_format", "Key format"),
+    ("dns", "DNS lookup"),
+    ("tcp", "TCP connect"),
+    ("tls", "TLS"),
+    ("health", "Registry health"),
+    ("identity", "Server identity and version"),
+    ("auth", "Authentication"),
+    ("registry_read", "Registry read"),
+    ("write", "Write permission"),
+]
+STEP_TITLES = dict(STEPS)
+
+
+class ConnectivityCheck:
+    """One run of the steps against one registry with one key. `context` carries facts between steps."""
+
+    def __init__(self, registry_url: str, api_key: str, *, model_name: str = "", deadline_seconds: float = RUN_DEADLINE_SECONDS):
+        self.registry_url = registry_url
+        self.api_key = api_key
+        self.model_name = model_name.strip()
+        self.deadline = Deadline(deadline_seconds)
+        self.client = RegistryClient(registry_url, api_key, deadline=self.deadline)
+        self.addresses: list[str] = []
+
+    def step_names(self) -> list[str]:
+        return [name for name, _ in STEPS if name != "tls" or self.client.scheme == "https"]
+
+    def run(self, on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:
+        results: list[StepResult] = []
+        blocked_by: StepResult | None = None
+        try:
+            for name in self.step_names():
+                if blocked_by is not None:
+                    result = self._skipped(name, blocked_by)
+                else:
+                    result = self._run_step(name)
+                    if result.status == StepStatus.FAIL:
+                        blocked_by = result
+                results.append(result)
+                if on_step:
+                    on_step(result)
+        finally:
+            self.client.close()
+        return results
+
+    def _skipped(self, name: str, blocked_by: StepResult) -> StepResult:
+        verdict = diagnosis(StepStatus.SKIPPED, "SKIPPED", f"Not run: “{blocked_by.title}” failed first ({blocked_by.cause}).")
+        return StepResult(name, STEP_TITLES[name], verdict.status, verdict.cause, verdict.message, verdict.remedy, 0, {})
+
+    def _run_step(self, name: str) -> StepResult:
+        started = time.perf_counter()
+        try:
+            verdict = getattr(self, f"step_{name}")()
+        except DeadlineExceeded:
+            verdict = failed("DEADLINE_EXCEEDED", f"(the whole check may take {RUN_DEADLINE_SECONDS} s)")
+        except (OSError, requests.RequestException) as exc:
+            verdict = diagnose_exception(exc)
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        return StepResult(
+            name=name,
+            title=STEP_TITLES[name],
+            status=verdict.status,
+            cause=verdict.cause,
+            message=redact(verdict.message, self.api_key)[0],
+            remedy=verdict.remedy,
+            duration_ms=duration_ms,
+            evidence=self._redact_evidence(verdict.evidence),
+        )
+
+    def _redact_evidence(self, evidence: dict) -> dict:
+        def clean(value):
+            if isinstance(value, str):
+                return redact(value, self.api_key)[0]
+            if isinstance(value, dict):
+                return {key: clean(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [clean(item) for item in value]
+            return value
+
+        return clean(evidence)
+
+    def _http_failure(self, response: requests.Response, **kwargs) -> Diagnosis | None:
+        verdict = diagnose_response(response, **kwargs)
+        if verdict is not None:
+            verdict.evidence = response_evidence(response)
+        return verdict
+
+    # --- the steps -------------------------------------------------------------------------
+    def step_key_format(self) -> Diagnosis:
+        try:
+            normalised = key_normalise(self.api_key)
+        except KeyFormatError as error:
+            return failed("KEY_FORMAT_INVALID", str(error))
+        self.api_key = normalised.key
+        return passed(f"{normalised.masked} is a well-formed {normalised.environment} key.")
+
+    def step_dns(self) -> Diagnosis:
+        self.addresses = self.client.resolve()
+        return passed(f"{self.client.host} resolves to {', '.join(self.addresses[:3])}.", {"addresses": self.addresses})
+
+    def step_tcp(self) -> Diagnosis:
+        elapsed = self.client.tcp_connect(self.addresses[0])
+        return passed(f"Connected to {self.addresses[0]}:{self.client.port} in {elapsed:.0f} ms.")
+
+    def step_tls(self) -> Diagnosis:
+        info = self.client.tls_handshake(self.addresses[0])
+        days_left = (info["expires"] - datetime.now(UTC)) / timedelta(days=1)
+        evidence = {"protocol": info["protocol"], "expires": info["expires"].isoformat(), "issuer": info["issuer"]}
+        if days_left < CERT_WARNING_DAYS:
+            return diagnosis(StepStatus.WARN, "TLS_CERT_EXPIRING", f"It expires in {days_left:.0f} days.", evidence=evidence)
+        return passed(f"{info['protocol']}, certificate valid for {days_left:.0f} more days.", evidence)
+
+    def step_health(self) -> Diagnosis:
+        response = self.client.get("/health", authenticated=False)
+        failure = self._http_failure(response, authenticated=False)
+        if failure:
+            return failure
+        if looks_like_html(response):
+            return failed("NOT_A_REGISTRY", "(/health answered with an HTML page)", response_evidence(response))
+        return passed(f"/health answered {response.status_code} in {response.elapsed.total_seconds() * 1000:.0f} ms.")
+
+    def step_identity(self) -> Diagnosis:
+        info = self.client.get("/api/3.0/mlflow/server-info", authenticated=False)
+        version_response = self.client.get("/version")
+        version_match = VERSION_PATTERN.match(version_response.text) if version_response.ok and not looks_like_html(version_response) else None
+        evidence = {"server_info_status": info.status_code, "version_status": version_response.status_code}
+        if version_match:
+            major = int(version_match.group(1))
+            version = version_match.group(0).strip()
+            evidence["version"] = version
+            if major < 2:
+                return failed("SERVER_VERSION_UNSUPPORTED", f"(MLflow {version})", evidence)
+            if major == 2:
+                return diagnosis(
+                    StepStatus.WARN,
+                    "SERVER_VERSION_UNSUPPORTED",
+                    f"MLflow {version}: registering from runs works, logged models (MLflow 3) do not.",
+                    evidence=evidence,
+                )
+            return passed(f"MLflow {version}.", evidence)
+        if info.ok and not looks_like_html(info):
+            try:
+                is_mlflow = "store_type" in info.json()
+            except ValueError:
+                is_mlflow = False
+            if is_mlflow:
+                return passed("MLflow 3 (the exact version is only shown to authenticated clients).", evidence)
+        failure = self._http_failure(version_response, authenticated=True)
+        if failure and failure.cause != "NOT_A_REGISTRY" and not looks_like_html(info):
+            return failure
+        return failed("NOT_A_REGISTRY", evidence=response_evidence(info))
+
+    def step_auth(self) -> Diagnosis:
+        response = self.client.get(f"{API}/experiments/search", max_results=1)
+        failure = self._http_failure(response)
+        if failure:
+            return failure
+        return passed("The registry accepted the key.")
+
+    def step_registry_read(self) -> Diagnosis:
+        response = self.client.get(f"{API}/registered-models/search", max_results=5)
+        failure = self._http_failure(response)
+        if failure:
+            return failure
+        try:
+            models = response.json().get("registered_models", [])
+        except ValueError:
+            return failed("NOT_A_REGISTRY", evidence=response_evidence(response))
+        return passed(f"Registered models are readable ({len(models)} shown of the first page).")
+
+    def step_write(self) -> Diagnosis:
+        if self.model_name:
+            existing = self.client.get(f"{API}/registered-models/get", name=self.model_name)
+            if existing.status_code == 200:
+                return self._probe_tag_write(self.model_name)
+            if existing.status_code != 404:
+                failure = self._http_failure(existing)
+                if failure:
+                    return failure
+        return self._probe_create_delete()
+
+    def _probe_tag_write(self, name: str) -> Diagnosis:
+        """Write access to an existing model: set a probe tag, then delete it (nothing left behind)."""
+        tag = f"hokusai_portal_probe_{secrets.token_hex(4)}"
+        response = self.client.post(f"{API}/registered-models/set-tag", {"name": name, "key": tag, "value": "1"})
+        failure = self._http_failure(response, write=True)
+        if failure:
+            failure.message += f" The key cannot write the existing model “{name}”."
+            return failure
+        self.client.delete(f"{API}/registered-models/delete-tag", {"name": name, "key": tag})
+        return passed(f"The key can write the model “{name}” (a probe tag was set and removed).")
+
+    def _probe_create_delete(self) -> Diagnosis:
+        """Write access in general: create a throw-away model, then delete it."""
+        name = f"hokusai-portal-probe-{secrets.token_hex(6)}"
+        response = self.client.post(f"{API}/registered-models/create", {"name": name})
+        failure = self._http_failure(response, write=True)
+        if failure:
+            return failure
+        deleted = self.client.delete(f"{API}/registered-models/delete", {"name": name})
+        detail = f"The key can create models{' (for “' + self.model_name + '”, which does not exist yet)' if self.model_name else ''}."
+        if not deleted.ok:
+            return diagnosis(
+                StepStatus.WARN, "OK", detail + f" The probe model {name} could not be deleted (HTTP {deleted.status_code}).",
+                evidence=response_evidence(deleted),
+            )  # fmt: skip
+        return passed(detail + " The probe model was deleted.")
+
+
+def connectivity_check(registry_url: str, api_key: str, *, model_name: str = "", on_step=None) -> list[StepResult]:
+    return ConnectivityCheck(registry_url, api_key, model_name=model_name).run(on_step)

@@ -1,0 +1,88 @@
+from django.conf import settings
+from django.db import models
+
+from .diagnosis import StepStatus
+
+
+class ApiKey(models.Model):
+    """A developer's Hokusai API key, encrypted at rest (see hokusai_portal.crypto)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_key")
+    ciphertext = models.TextField(help_text="Fernet token; the plain key is never stored.")
+    masked = models.CharField(max_length=32, help_text="e.g. hk_live_pIDV…tN, safe to show.")
+    environment = models.CharField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.masked} ({self.user})"
+
+
+class CheckRun(models.Model):
+    """One connectivity (or registration) check: its steps are CheckStep rows, written as they finish."""
+
+    class Kind(models.TextChoices):
+        CONNECTIVITY = "connectivity", "Connectivity"
+        REGISTRATION = "registration", "Registration"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        LOST = "lost", "Worker lost"
+
+    FINISHED = (Status.PASSED, Status.FAILED, Status.LOST)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="check_runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CONNECTIVITY)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    cause = models.CharField(max_length=40, blank=True, help_text="The first failing step's cause code; OK when passed.")
+    registry_url = models.CharField(max_length=300, help_text="From operator settings at submit time, never user input.")
+    key_masked = models.CharField(max_length=32, blank=True)
+    model_name = models.CharField(max_length=256, blank=True)
+    enqueue_error = models.CharField(max_length=200, blank=True, help_text="Why the task could not be queued.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(help_text="After this, an unfinished run is marked lost.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["status", "deadline_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} check #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.finished_at:
+            return round((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None
+
+
+class CheckStep(models.Model):
+    run = models.ForeignKey(CheckRun, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=40)
+    title = models.CharField(max_length=80)
+    status = models.CharField(max_length=8, choices=StepStatus.CHOICES)
+    cause = models.CharField(max_length=40)
+    message = models.TextField()
+    remedy = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    evidence = models.JSONField(default=dict, blank=True, help_text="Redacted: status code, headers, first bytes.")
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="unique_step_position")]
+
+    def __str__(self) -> str:
+        return f"{self.title}: {self.status} {self.cause}"

@@ -1,0 +1,162 @@
+"""Onboarding writes: save/forget a key, start and execute checks, expire lost runs."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from hokusai_portal import crypto
+
+from .checks import RUN_DEADLINE_SECONDS, ConnectivityCheck, StepResult
+from .keys import NormalisedKey, key_normalise
+from .models import ApiKey, CheckRun, CheckStep
+
+logger = logging.getLogger(__name__)
+
+KEY_SUBMISSIONS_PER_WINDOW = 10
+KEY_SUBMISSION_WINDOW_SECONDS = 600
+# How long a queued run may wait for a worker before it counts as lost, on top of its own deadline.
+QUEUE_GRACE_SECONDS = 30
+
+
+class KeySubmissionRateLimited(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(f"Too many key submissions. Try again in {retry_after // 60 + 1} minutes.")
+        self.retry_after = retry_after
+
+
+class NoApiKey(Exception):
+    pass
+
+
+def _key_submission_allowed(user) -> None:
+    bucket = f"key-submissions:{user.pk}:{int(timezone.now().timestamp()) // KEY_SUBMISSION_WINDOW_SECONDS}"
+    cache.add(bucket, 0, KEY_SUBMISSION_WINDOW_SECONDS)
+    if cache.incr(bucket) > KEY_SUBMISSIONS_PER_WINDOW:
+        elapsed = int(timezone.now().timestamp()) % KEY_SUBMISSION_WINDOW_SECONDS
+        raise KeySubmissionRateLimited(KEY_SUBMISSION_WINDOW_SECONDS - elapsed)
+
+
+def api_key_save(*, user, raw_key: str) -> tuple[ApiKey, NormalisedKey]:
+    """Validate and store the key encrypted (always with the current first encryption key).
+
+    Raises KeySubmissionRateLimited or keys.KeyFormatError; nothing is saved then."""
+    _key_submission_allowed(user)
+    normalised = key_normalise(raw_key)
+    api_key, _ = ApiKey.objects.update_or_create(
+        user=user,
+        defaults={
+            "ciphertext": crypto.encrypt(normalised.key),
+            "masked": normalised.masked,
+            "environment": normalised.environment,
+        },
+    )
+    logger.info("api key saved user=%s key=%s", user.pk, normalised.masked)
+    return api_key, normalised
+
+
+def api_key_forget(*, user) -> bool:
+    deleted, _ = ApiKey.objects.filter(user=user).delete()
+    logger.info("api key forgotten user=%s deleted=%s", user.pk, bool(deleted))
+    return bool(deleted)
+
+
+def api_key_reveal(api_key: ApiKey) -> str:
+    """The plain key, for the registry call only. Re-encrypts an old ciphertext after a key rotation."""
+    plain = crypto.decrypt(api_key.ciphertext)
+    if not crypto.is_current(api_key.ciphertext):
+        ApiKey.objects.filter(pk=api_key.pk).update(ciphertext=crypto.encrypt(plain))
+    return plain
+
+
+def connectivity_check_start(*, user, model_name: str = "") -> CheckRun:
+    api_key = ApiKey.objects.filter(user=user).first()
+    if api_key is None:
+        raise NoApiKey("Save your API key first.")
+    now = timezone.now()
+    run = CheckRun.objects.create(
+        user=user,
+        kind=CheckRun.Kind.CONNECTIVITY,
+        registry_url=settings.HOKUSAI_REGISTRY_URL,
+        key_masked=api_key.masked,
+        model_name=model_name.strip(),
+        deadline_at=now + timedelta(seconds=RUN_DEADLINE_SECONDS + QUEUE_GRACE_SECONDS),
+    )
+    transaction.on_commit(lambda: check_run_enqueue(run_id=run.pk))
+    return run
+
+
+def check_run_enqueue(*, run_id: int) -> bool:
+    """Queue the task (its only argument is the run id). A broker that is down is recorded, not raised."""
+    from hokusai_portal.celery import app
+
+    from .tasks import connectivity_check_task
+
+    try:
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+            connectivity_check_task.apply_async(args=[run_id], connection=connection, retry=False)
+    except Exception as exc:  # kombu/redis/amqp errors differ by transport; all mean "not queued"
+        logger.warning("check run %s not queued: %s", run_id, type(exc).__name__)
+        CheckRun.objects.filter(pk=run_id).update(enqueue_error=f"{type(exc).__name__}"[:200])
+        return False
+    CheckRun.objects.filter(pk=run_id).update(enqueue_error="")
+    return True
+
+
+def check_run_retry(*, run: CheckRun) -> CheckRun:
+    """Start a new run like `run` (the old one stays in history)."""
+    return connectivity_check_start(user=run.user, model_name=run.model_name)
+
+
+def _save_step(run: CheckRun, position: int, result: StepResult) -> None:
+    CheckStep.objects.create(
+        run=run,
+        position=position,
+        name=result.name,
+        title=result.title,
+        status=result.status,
+        cause=result.cause,
+        message=result.message,
+        remedy=result.remedy,
+        duration_ms=result.duration_ms,
+        evidence=result.evidence,
+    )
+
+
+def check_run_execute(*, run_id: int) -> CheckRun | None:
+    """Run the steps of a queued run, saving each as it finishes. A run already started, finished
+    or lost (a redelivered message, a double enqueue) is left alone."""
+    claimed = CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.QUEUED).update(
+        status=CheckRun.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    run = CheckRun.objects.select_related("user").get(pk=run_id)
+    api_key = ApiKey.objects.filter(user=run.user).first()
+    if api_key is None:
+        plain = ""  # forgotten between submit and run: the key-format step says so
+    else:
+        plain = api_key_reveal(api_key)
+    check = ConnectivityCheck(run.registry_url, plain, model_name=run.model_name)
+    positions = iter(range(1, 100))
+    results = check.run(on_step=lambda result: _save_step(run, next(positions), result))
+    failure = next((r for r in results if r.status == "fail"), None)
+    CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.RUNNING).update(
+        status=CheckRun.Status.FAILED if failure else CheckRun.Status.PASSED,
+        cause=failure.cause if failure else "OK",
+        finished_at=timezone.now(),
+    )
+    run.refresh_from_db()
+    logger.info("check run %s finished status=%s cause=%s", run.pk, run.status, run.cause)
+    return run
+
+
+def check_runs_expire(*, now=None) -> int:
+    """Mark runs past their deadline that never finished (worker killed, OOM, message lost) as lost."""
+    now = now or timezone.now()
+    return CheckRun.objects.filter(
+        status__in=[CheckRun.Status.QUEUED, CheckRun.Status.RUNNING], deadline_at__lt=now
+    ).update(status=CheckRun.Status.LOST, cause="WORKER_LOST", finished_at=now)
