@@ -8,5 +8,6 @@ from .roles import Role
 @transaction.atomic
 def user_create(*, username: str, email: str = "", password: str, role: Role) -> "get_user_model()":
     user = get_user_model().objects.create_user(username=username, email=email, password=password)
-    user.groups.add(Group.objects.get(name=role.value))
+    group, _ = Group.objects.get_or_create(name=role.value)
+    user.groups.add(group)
     return user

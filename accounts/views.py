@@ -14,7 +14,7 @@ def signup(request: HttpRequest):
     """Self sign-up for third-party developers (the only role anyone can give themselves)."""
     if request.user.is_authenticated:
         return redirect("home")
-    form = SignupForm(request.POST or None)
+    form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         user = user_create(
             username=form.cleaned_data["email"],

@@ -3,7 +3,9 @@
 import re
 
 KEY_PATTERN = re.compile(r"\bhk_(?:live|test|dev)_[A-Za-z0-9]{6,}")
-BEARER_PATTERN = re.compile(r"(?i)(\b(?:bearer|apikey)\s+|x-api-key:\s*|MLFLOW_TRACKING_TOKEN=\"?)([A-Za-z0-9._~+/=-]{12,})")
+BEARER_PATTERN = re.compile(
+    r"(?i)(\b(?:bearer|apikey)\s+|x-api-key:\s*|MLFLOW_TRACKING_TOKEN=\"?)(?!hk_)([A-Za-z0-9._~+/=-]{12,})"
+)
 
 
 def mask_key(key: str) -> str:
@@ -33,8 +35,6 @@ def redact(text: str, *secrets: str) -> tuple[str, int]:
     def _bearer(match: re.Match) -> str:
         nonlocal count
         token = match.group(2)
-        if "…" in token or KEY_PATTERN.fullmatch(token):
-            return match.group(0)
         count += 1
         return match.group(1) + mask_key(token)
 

@@ -65,7 +65,9 @@ STEP_TITLES = dict(STEPS)
 class ConnectivityCheck:
     """One run of the steps against one registry with one key. `context` carries facts between steps."""
 
-    def __init__(self, registry_url: str, api_key: str, *, model_name: str = "", deadline_seconds: float = RUN_DEADLINE_SECONDS):
+    def __init__(
+        self, registry_url: str, api_key: str, *, model_name: str = "", deadline_seconds: float = RUN_DEADLINE_SECONDS
+    ):
         self.registry_url = registry_url
         self.api_key = api_key
         self.model_name = model_name.strip()
@@ -95,8 +97,12 @@ class ConnectivityCheck:
         return results
 
     def _skipped(self, name: str, blocked_by: StepResult) -> StepResult:
-        verdict = diagnosis(StepStatus.SKIPPED, "SKIPPED", f"Not run: “{blocked_by.title}” failed first ({blocked_by.cause}).")
-        return StepResult(name, STEP_TITLES[name], verdict.status, verdict.cause, verdict.message, verdict.remedy, 0, {})
+        verdict = diagnosis(
+            StepStatus.SKIPPED, "SKIPPED", f"Not run: “{blocked_by.title}” failed first ({blocked_by.cause})."
+        )
+        return StepResult(
+            name, STEP_TITLES[name], verdict.status, verdict.cause, verdict.message, verdict.remedy, 0, {}
+        )
 
     def _run_step(self, name: str) -> StepResult:
         started = time.perf_counter()
@@ -158,7 +164,9 @@ class ConnectivityCheck:
         days_left = (info["expires"] - datetime.now(UTC)) / timedelta(days=1)
         evidence = {"protocol": info["protocol"], "expires": info["expires"].isoformat(), "issuer": info["issuer"]}
         if days_left < CERT_WARNING_DAYS:
-            return diagnosis(StepStatus.WARN, "TLS_CERT_EXPIRING", f"It expires in {days_left:.0f} days.", evidence=evidence)
+            return diagnosis(
+                StepStatus.WARN, "TLS_CERT_EXPIRING", f"It expires in {days_left:.0f} days.", evidence=evidence
+            )
         return passed(f"{info['protocol']}, certificate valid for {days_left:.0f} more days.", evidence)
 
     def step_health(self) -> Diagnosis:
@@ -173,7 +181,11 @@ class ConnectivityCheck:
     def step_identity(self) -> Diagnosis:
         info = self.client.get("/api/3.0/mlflow/server-info", authenticated=False)
         version_response = self.client.get("/version")
-        version_match = VERSION_PATTERN.match(version_response.text) if version_response.ok and not looks_like_html(version_response) else None
+        version_match = (
+            VERSION_PATTERN.match(version_response.text)
+            if version_response.ok and not looks_like_html(version_response)
+            else None
+        )
         evidence = {"server_info_status": info.status_code, "version_status": version_response.status_code}
         if version_match:
             major = int(version_match.group(1))

@@ -139,7 +139,9 @@ class Diagnosis:
         return self.status in (StepStatus.PASS, StepStatus.WARN)
 
 
-def diagnosis(status: str, cause: str, detail: str = "", *, evidence: dict | None = None, remedy: str = "") -> Diagnosis:
+def diagnosis(
+    status: str, cause: str, detail: str = "", *, evidence: dict | None = None, remedy: str = ""
+) -> Diagnosis:
     message, default_remedy = CAUSES[cause]
     if detail:
         message = detail if status in (StepStatus.PASS, StepStatus.SKIPPED) else f"{message} {detail}"
@@ -159,7 +161,11 @@ def _root_causes(exc: BaseException):
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         yield exc
-        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+        exc = (
+            exc.__cause__
+            or exc.__context__
+            or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+        )
 
 
 def diagnose_exception(exc: BaseException) -> Diagnosis:

@@ -1,7 +1,5 @@
 from django import forms
 
-from .keys import KeyFormatError, key_normalise
-
 
 class ApiKeyForm(forms.Form):
     api_key = forms.CharField(
@@ -12,13 +10,7 @@ class ApiKeyForm(forms.Form):
         help_text="From your Hokusai account settings. Starts with hk_live_, hk_test_ or hk_dev_. "
         "It is stored encrypted and never shown again in full.",
     )
-
-    def clean_api_key(self) -> str:
-        try:
-            key_normalise(self.cleaned_data["api_key"])
-        except KeyFormatError as error:
-            raise forms.ValidationError(str(error)) from None
-        return self.cleaned_data["api_key"]
+    # Validation lives in services.api_key_save, after the rate limit, so every attempt counts.
 
 
 class ConnectivityCheckForm(forms.Form):

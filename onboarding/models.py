@@ -40,8 +40,12 @@ class CheckRun(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="check_runs")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CONNECTIVITY)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    cause = models.CharField(max_length=40, blank=True, help_text="The first failing step's cause code; OK when passed.")
-    registry_url = models.CharField(max_length=300, help_text="From operator settings at submit time, never user input.")
+    cause = models.CharField(
+        max_length=40, blank=True, help_text="The first failing step's cause code; OK when passed."
+    )
+    registry_url = models.CharField(
+        max_length=300, help_text="From operator settings at submit time, never user input."
+    )
     key_masked = models.CharField(max_length=32, blank=True)
     model_name = models.CharField(max_length=256, blank=True)
     enqueue_error = models.CharField(max_length=200, blank=True, help_text="Why the task could not be queued.")

@@ -78,7 +78,11 @@ class RegistryClient:
             with context.wrap_socket(raw, server_hostname=self.host) as tls:
                 cert = tls.getpeercert()
                 expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), tz=UTC)
-                return {"protocol": tls.version(), "expires": expires, "issuer": dict(x[0] for x in cert.get("issuer", ()))}
+                return {
+                    "protocol": tls.version(),
+                    "expires": expires,
+                    "issuer": dict(x[0] for x in cert.get("issuer", ())),
+                }
 
     # --- HTTP ------------------------------------------------------------------------------
     def _headers(self, authenticated: bool) -> dict:

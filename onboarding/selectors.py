@@ -59,5 +59,8 @@ def onboarding_state(*, user) -> dict:
         "latest_run": latest,
         "connectivity_passed": connectivity_passed,
         "current": current,
-        "steps": [{"name": name, "label": label, "done": done[name], "current": name == current} for name, label in WIZARD_STEPS],
+        "steps": [
+            {"name": name, "label": label, "done": done[name], "current": name == current}
+            for name, label in WIZARD_STEPS
+        ],
     }

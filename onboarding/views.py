@@ -25,7 +25,7 @@ def index(request: HttpRequest):
 @require_http_methods(["GET", "POST"])
 def key(request: HttpRequest):
     state = selectors.onboarding_state(user=request.user)
-    form = ApiKeyForm(request.POST or None)
+    form = ApiKeyForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         try:
             if form.is_valid():
@@ -36,7 +36,7 @@ def key(request: HttpRequest):
                 return redirect("onboarding:connectivity")
         except services.KeySubmissionRateLimited as error:
             form.add_error(None, str(error))
-        except KeyFormatError as error:  # the form validated; the service has the last word
+        except KeyFormatError as error:
             form.add_error("api_key", str(error))
     return render(request, "onboarding/key.html", {"form": form, **state, "current": "key"})
 
@@ -56,7 +56,10 @@ def connectivity(request: HttpRequest):
     if state["api_key"] is None:
         messages.info(request, "Save your API key first.")
         return redirect("onboarding:key")
-    form = ConnectivityCheckForm(request.POST or None, initial={"model_name": getattr(state["latest_run"], "model_name", "")})
+    form = ConnectivityCheckForm(
+        request.POST if request.method == "POST" else None,
+        initial={"model_name": getattr(state["latest_run"], "model_name", "")},
+    )
     if request.method == "POST" and form.is_valid():
         run = services.connectivity_check_start(user=request.user, model_name=form.cleaned_data["model_name"])
         return redirect("onboarding:check_run", run_id=run.pk)

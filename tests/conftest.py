@@ -162,3 +162,24 @@ def key_appears_in_database(key: str) -> list[str]:
                 if key in str(value):
                     hits.append(f"{model._meta.label}.{field_name}")
     return hits
+
+
+@pytest.fixture
+def dave(db):
+    """A second third-party developer."""
+    return _make_user("dave", Role.DEVELOPER)
+
+
+@pytest.fixture
+def published_task_messages():
+    """Every Celery message the test process publishes (headers and body), to check what tasks carry."""
+    from celery.signals import before_task_publish
+
+    messages = []
+
+    def record(sender=None, body=None, headers=None, **kwargs):
+        messages.append(repr(headers) + repr(body))
+
+    before_task_publish.connect(record, weak=False)
+    yield messages
+    before_task_publish.disconnect(record)

@@ -61,7 +61,9 @@ def _handler(status: int, body: bytes, headers: dict):
 
 
 @contextlib.contextmanager
-def http_server(status: int = 200, body: bytes = b"", headers: dict | None = None, tls_context: ssl.SSLContext | None = None):
+def http_server(
+    status: int = 200, body: bytes = b"", headers: dict | None = None, tls_context: ssl.SSLContext | None = None
+):
     """Answers every request with the same status, headers and body."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(status, body, headers or {}))
     if tls_context is not None:

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,70 +14,131 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ciphertext', models.TextField(help_text='Fernet token; the plain key is never stored.')),
-                ('masked', models.CharField(help_text='e.g. hk_live_pIDV…tN, safe to show.', max_length=32)),
-                ('environment', models.CharField(max_length=8)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='api_key', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("ciphertext", models.TextField(help_text="Fernet token; the plain key is never stored.")),
+                ("masked", models.CharField(help_text="e.g. hk_live_pIDV…tN, safe to show.", max_length=32)),
+                ("environment", models.CharField(max_length=8)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="api_key", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API key',
+                "verbose_name": "API key",
             },
         ),
         migrations.CreateModel(
-            name='CheckRun',
+            name="CheckRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('connectivity', 'Connectivity'), ('registration', 'Registration')], default='connectivity', max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('passed', 'Passed'), ('failed', 'Failed'), ('lost', 'Worker lost')], default='queued', max_length=16)),
-                ('cause', models.CharField(blank=True, help_text="The first failing step's cause code; OK when passed.", max_length=40)),
-                ('registry_url', models.CharField(help_text='From operator settings at submit time, never user input.', max_length=300)),
-                ('key_masked', models.CharField(blank=True, max_length=32)),
-                ('model_name', models.CharField(blank=True, max_length=256)),
-                ('enqueue_error', models.CharField(blank=True, help_text='Why the task could not be queued.', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('deadline_at', models.DateTimeField(help_text='After this, an unfinished run is marked lost.')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='check_runs', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("connectivity", "Connectivity"), ("registration", "Registration")],
+                        default="connectivity",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("passed", "Passed"),
+                            ("failed", "Failed"),
+                            ("lost", "Worker lost"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "cause",
+                    models.CharField(
+                        blank=True, help_text="The first failing step's cause code; OK when passed.", max_length=40
+                    ),
+                ),
+                (
+                    "registry_url",
+                    models.CharField(
+                        help_text="From operator settings at submit time, never user input.", max_length=300
+                    ),
+                ),
+                ("key_masked", models.CharField(blank=True, max_length=32)),
+                ("model_name", models.CharField(blank=True, max_length=256)),
+                (
+                    "enqueue_error",
+                    models.CharField(blank=True, help_text="Why the task could not be queued.", max_length=200),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("deadline_at", models.DateTimeField(help_text="After this, an unfinished run is marked lost.")),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="check_runs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='CheckStep',
+            name="CheckStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('name', models.CharField(max_length=40)),
-                ('title', models.CharField(max_length=80)),
-                ('status', models.CharField(choices=[('pass', 'Pass'), ('warn', 'Warning'), ('fail', 'Fail'), ('skipped', 'Skipped')], max_length=8)),
-                ('cause', models.CharField(max_length=40)),
-                ('message', models.TextField()),
-                ('remedy', models.TextField(blank=True)),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
-                ('evidence', models.JSONField(blank=True, default=dict, help_text='Redacted: status code, headers, first bytes.')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='onboarding.checkrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveSmallIntegerField()),
+                ("name", models.CharField(max_length=40)),
+                ("title", models.CharField(max_length=80)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pass", "Pass"), ("warn", "Warning"), ("fail", "Fail"), ("skipped", "Skipped")],
+                        max_length=8,
+                    ),
+                ),
+                ("cause", models.CharField(max_length=40)),
+                ("message", models.TextField()),
+                ("remedy", models.TextField(blank=True)),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
+                (
+                    "evidence",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Redacted: status code, headers, first bytes."
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="steps", to="onboarding.checkrun"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'position'],
+                "ordering": ["run", "position"],
             },
         ),
         migrations.AddIndex(
-            model_name='checkrun',
-            index=models.Index(fields=['user', '-created_at'], name='onboarding__user_id_f990eb_idx'),
+            model_name="checkrun",
+            index=models.Index(fields=["user", "-created_at"], name="onboarding__user_id_f990eb_idx"),
         ),
         migrations.AddIndex(
-            model_name='checkrun',
-            index=models.Index(fields=['status', 'deadline_at'], name='onboarding__status_407ec6_idx'),
+            model_name="checkrun",
+            index=models.Index(fields=["status", "deadline_at"], name="onboarding__status_407ec6_idx"),
         ),
         migrations.AddConstraint(
-            model_name='checkstep',
-            constraint=models.UniqueConstraint(fields=('run', 'position'), name='unique_step_position'),
+            model_name="checkstep",
+            constraint=models.UniqueConstraint(fields=("run", "position"), name="unique_step_position"),
         ),
     ]

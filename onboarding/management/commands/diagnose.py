@@ -43,7 +43,11 @@ class Command(BaseCommand):
                 "ok": ok,
                 "registry": registry_url,
                 "steps": [
-                    {k: v for k, v in result.as_dict().items() if k in ("name", "status", "cause", "message", "remedy", "duration_ms")}
+                    {
+                        k: v
+                        for k, v in result.as_dict().items()
+                        if k in ("name", "status", "cause", "message", "remedy", "duration_ms")
+                    }
                     for result in results
                 ],
             }
@@ -53,7 +57,9 @@ class Command(BaseCommand):
         sys.exit(0 if ok else 1)
 
     def _print_step(self, result) -> None:
-        self.stdout.write(f"{SYMBOLS[result.status]} {result.title:<28} {result.cause:<26} {result.duration_ms:>5} ms  {result.message}")
+        self.stdout.write(
+            f"{SYMBOLS[result.status]} {result.title:<28} {result.cause:<26} {result.duration_ms:>5} ms  {result.message}"
+        )
         if result.status in ("fail", "warn") and result.remedy:
             self.stdout.write(f"    how to fix: {result.remedy}")
 

@@ -1,0 +1,268 @@
+"""The connectivity check end to end: web request -> broker -> real Celery worker -> real registry.
+
+No HTTP is mocked: the registry is the devstack MLflow server, or a small misbehaving server on loopback."""
+
+import logging
+import time
+
+import pytest
+from django.urls import reverse
+
+from devstack.server import free_port
+from onboarding import services
+from onboarding.models import CheckRun
+from tests.conftest import key_appears_in_database, wait_for_run
+from tests.fault_servers import http_server, hung_server, self_signed_context
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MADE_UP_KEY = "hk_live_pIDV2HHxM4S7nNYgYjz16MvsazH7DQtN"
+
+
+@pytest.fixture(autouse=True)
+def _worker(celery_worker):
+    return celery_worker
+
+
+def run_check(client, user, key: str, registry_url: str, settings, model_name: str = "") -> CheckRun:
+    settings.HOKUSAI_REGISTRY_URL = registry_url
+    services.api_key_save(user=user, raw_key=key)
+    client.force_login(user)
+    response = client.post(reverse("onboarding:connectivity"), {"model_name": model_name})
+    assert response.status_code == 302, response.content
+    run_id = int(response["Location"].rstrip("/").rsplit("/", 1)[-1])
+    return wait_for_run(run_id)
+
+
+def steps_of(run: CheckRun) -> dict[str, tuple[str, str]]:
+    return {step.name: (step.status, step.cause) for step in run.steps.all()}
+
+
+def assert_key_leaked_nowhere(key, client, run, celery_worker, published_task_messages, caplog):
+    html = client.get(reverse("onboarding:check_run", args=[run.pk])).content.decode()
+    assert key not in html
+    assert key_appears_in_database(key) == []
+    assert published_task_messages, "no task was published"
+    assert all(key not in message for message in published_task_messages)
+    assert key not in celery_worker.log_path.read_text()
+    assert all(key not in record.getMessage() for record in caplog.records)
+
+
+def test_writer_key_passes_every_step_live(
+    client, alice, devstack, devstack_keys, settings, celery_worker, published_task_messages, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    run = run_check(client, alice, devstack_keys["writer"], devstack.url, settings)
+    assert run.status == CheckRun.Status.PASSED, steps_of(run)
+    assert run.cause == "OK"
+    assert list(steps_of(run)) == ["key_format", "dns", "tcp", "health", "identity", "auth", "registry_read", "write"]
+    assert {status for status, _ in steps_of(run).values()} == {"pass"}
+    page = client.get(reverse("onboarding:check_run", args=[run.pk])).content.decode()
+    assert 'data-status="passed"' in page
+    assert "Continue to registration" in page
+    assert_key_leaked_nowhere(devstack_keys["writer"], client, run, celery_worker, published_task_messages, caplog)
+
+
+def test_the_write_probe_leaves_nothing_behind(client, alice, devstack, devstack_keys, settings):
+    import requests
+
+    run_check(client, alice, devstack_keys["writer"], devstack.url, settings)
+    state = devstack.state()
+    models = (
+        requests.get(
+            f"{devstack.url}/api/2.0/mlflow/registered-models/search",
+            params={"max_results": 1000},
+            auth=(state["admin_username"], state["admin_password"]),
+            timeout=10,
+        )
+        .json()
+        .get("registered_models", [])
+    )
+    assert not [m["name"] for m in models if m["name"].startswith("hokusai-portal-probe")]
+
+
+def test_reader_key_fails_at_the_write_step(
+    client, alice, devstack, devstack_keys, settings, celery_worker, published_task_messages, caplog
+):
+    run = run_check(client, alice, devstack_keys["reader"], devstack.url, settings)
+    assert run.status == CheckRun.Status.FAILED
+    assert run.cause == "WRITE_PERMISSION_DENIED"
+    assert steps_of(run)["registry_read"] == ("pass", "OK")
+    assert steps_of(run)["write"] == ("fail", "WRITE_PERMISSION_DENIED")
+    page = client.get(reverse("onboarding:check_run", args=[run.pk])).content.decode()
+    assert "model:write" in page  # the remedy
+    assert_key_leaked_nowhere(devstack_keys["reader"], client, run, celery_worker, published_task_messages, caplog)
+
+
+def test_writing_someone_elses_model_is_denied(client, alice, devstack, devstack_keys, settings):
+    import requests
+
+    owned = "owned-by-other-connectivity"
+    requests.post(
+        f"{devstack.url}/api/2.0/mlflow/registered-models/create",
+        json={"name": owned},
+        headers={"Authorization": f"Bearer {devstack_keys['other']}"},
+        timeout=10,
+    )
+    run = run_check(client, alice, devstack_keys["writer"], devstack.url, settings, model_name=owned)
+    assert steps_of(run)["write"] == ("fail", "WRITE_PERMISSION_DENIED")
+    assert owned in run.steps.get(name="write").message
+
+
+@pytest.mark.parametrize("which", ["revoked", "made-up"])
+def test_revoked_and_made_up_keys_are_rejected(
+    client, alice, devstack, devstack_keys, settings, which, celery_worker, published_task_messages, caplog
+):
+    key = devstack_keys["revoked"] if which == "revoked" else MADE_UP_KEY
+    run = run_check(client, alice, key, devstack.url, settings)
+    assert run.cause == "AUTH_KEY_REJECTED"
+    assert steps_of(run)["auth"] == ("fail", "AUTH_KEY_REJECTED")
+    assert steps_of(run)["registry_read"] == ("skipped", "SKIPPED")
+    assert steps_of(run)["write"] == ("skipped", "SKIPPED")
+    assert_key_leaked_nowhere(key, client, run, celery_worker, published_task_messages, caplog)
+
+
+def test_registry_lock_gives_registry_admin_required(
+    client, alice, locked_devstack, devstack_keys, settings, celery_worker, published_task_messages, caplog
+):
+    run = run_check(client, alice, devstack_keys["writer"], locked_devstack.url, settings)
+    assert run.cause == "REGISTRY_ADMIN_REQUIRED"
+    page = client.get(reverse("onboarding:check_run", args=[run.pk])).content.decode()
+    assert "Registry access is currently limited to admin keys" in page
+    assert_key_leaked_nowhere(devstack_keys["writer"], client, run, celery_worker, published_task_messages, caplog)
+
+
+def test_an_mlflow_basic_auth_server_given_a_key_is_a_scheme_mismatch(
+    client, alice, basic_auth_registry, devstack_keys, settings
+):
+    run = run_check(client, alice, devstack_keys["writer"], basic_auth_registry.url, settings)
+    assert run.cause == "AUTH_SCHEME_MISMATCH"
+    assert "MLFLOW_TRACKING_TOKEN will not work" in run.steps.get(name="auth").remedy
+
+
+FAULTS = {
+    "closed port": ("tcp", "CONNECT_REFUSED"),
+    "unresolvable host": ("dns", "DNS_UNRESOLVED"),
+    "hung socket": ("health", "REGISTRY_TIMEOUT"),
+    "answers 503": ("health", "REGISTRY_UNAVAILABLE"),
+    "self-signed https": ("tls", "TLS_CERT_INVALID"),
+    "a website, not a registry": ("health", "NOT_A_REGISTRY"),
+    "rate limited": ("health", "RATE_LIMITED"),
+}
+
+
+def fault_server(which: str, tmp_path):
+    import contextlib
+
+    if which == "closed port":
+        return contextlib.nullcontext(f"http://127.0.0.1:{free_port()}")
+    if which == "unresolvable host":
+        return contextlib.nullcontext("http://registry.hokusai.invalid")
+    if which == "hung socket":
+        return hung_server()
+    if which == "answers 503":
+        return http_server(503, b"Service Unavailable", {"Content-Type": "text/plain"})
+    if which == "self-signed https":
+        return http_server(200, b"OK", tls_context=self_signed_context(tmp_path))
+    if which == "a website, not a registry":
+        return http_server(200, b"<!doctype html><html><body>Welcome</body></html>", {"Content-Type": "text/html"})
+    if which == "rate limited":
+        return http_server(
+            429, b'{"error_code": "RATE_LIMITED"}', {"Content-Type": "application/json", "Retry-After": "30"}
+        )
+    raise ValueError(which)
+
+
+@pytest.mark.parametrize("which", list(FAULTS))
+def test_each_fault_gets_its_cause_within_five_seconds(
+    client, alice, devstack_keys, settings, tmp_path, which, celery_worker, published_task_messages, caplog
+):
+    step_name, cause = FAULTS[which]
+    with fault_server(which, tmp_path) as url:
+        run = run_check(client, alice, devstack_keys["writer"], url, settings)
+    assert run.status == CheckRun.Status.FAILED
+    assert run.cause == cause, steps_of(run)
+    assert steps_of(run)[step_name] == ("fail", cause)
+    assert (run.finished_at - run.started_at).total_seconds() <= 5
+    step = run.steps.get(name=step_name)
+    assert step.message and step.remedy
+    if which == "rate limited":
+        assert "Retry after 30 s" in step.message
+    assert_key_leaked_nowhere(devstack_keys["writer"], client, run, celery_worker, published_task_messages, caplog)
+
+
+def test_two_users_checks_at_once_each_use_their_own_key(client, alice, dave, devstack, devstack_keys, settings):
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    services.api_key_save(user=alice, raw_key=devstack_keys["writer"])
+    services.api_key_save(user=dave, raw_key=devstack_keys["reader"])
+    alice_run = services.connectivity_check_start(user=alice)
+    dave_run = services.connectivity_check_start(user=dave)
+    alice_run, dave_run = wait_for_run(alice_run.pk), wait_for_run(dave_run.pk)
+    assert alice_run.status == CheckRun.Status.PASSED
+    assert dave_run.cause == "WRITE_PERMISSION_DENIED"
+
+
+def test_a_broker_that_is_down_gives_a_clear_queued_state_then_worker_lost_and_a_retry(
+    client, alice, devstack, devstack_keys, settings
+):
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    services.api_key_save(user=alice, raw_key=devstack_keys["writer"])
+    client.force_login(alice)
+    good_broker = settings.CELERY_BROKER_URL
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = client.post(reverse("onboarding:connectivity"), {}, follow=True)
+    assert response.status_code == 200
+    assert "Queued, workers unavailable" in response.content.decode()
+    run = CheckRun.objects.get()
+    assert run.status == CheckRun.Status.QUEUED and run.enqueue_error
+
+    # Its deadline passes with no worker having run it: WORKER_LOST, not an eternal spinner.
+    CheckRun.objects.filter(pk=run.pk).update(deadline_at=run.created_at)
+    page = client.get(reverse("onboarding:check_run", args=[run.pk])).content.decode()
+    assert 'data-cause="WORKER_LOST"' in page
+    assert "Run the check again" in page
+
+    settings.CELERY_BROKER_URL = good_broker
+    response = client.post(reverse("onboarding:check_run_retry", args=[run.pk]))
+    retried = wait_for_run(int(response["Location"].rstrip("/").rsplit("/", 1)[-1]))
+    assert retried.status == CheckRun.Status.PASSED
+
+
+def test_a_message_delivered_twice_runs_once(alice, devstack, devstack_keys, settings):
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    services.api_key_save(user=alice, raw_key=devstack_keys["writer"])
+    run = services.connectivity_check_start(user=alice)
+    services.check_run_enqueue(run_id=run.pk)  # a duplicate delivery
+    wait_for_run(run.pk)
+    time.sleep(0.5)
+    assert run.steps.count() == 8
+
+
+def test_htmx_polling_gets_the_partial_and_stops_when_finished(client, alice, devstack, devstack_keys, settings):
+    run = run_check(client, alice, devstack_keys["writer"], devstack.url, settings)
+    partial = client.get(
+        reverse("onboarding:check_run", args=[run.pk]), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "<html" not in partial
+    assert f'id="run-{run.pk}"' in partial
+    assert "hx-trigger" not in partial  # finished: polling stops
+    CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.RUNNING)
+    running = client.get(
+        reverse("onboarding:check_run", args=[run.pk]), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert 'hx-trigger="every 500ms"' in running
+
+
+def test_history_shows_own_runs_and_support_sees_all(client, alice, dave, bob, devstack, devstack_keys, settings):
+    alice_run = run_check(client, alice, devstack_keys["reader"], devstack.url, settings)
+    dave_run = run_check(client, dave, devstack_keys["writer"], devstack.url, settings)
+    client.force_login(alice)
+    history = client.get(reverse("onboarding:history")).content.decode()
+    assert "WRITE_PERMISSION_DENIED" in history
+    assert reverse("onboarding:check_run", args=[dave_run.pk]) not in history
+    assert client.get(reverse("onboarding:check_run", args=[dave_run.pk])).status_code == 404
+    client.force_login(bob)
+    history = client.get(reverse("onboarding:history")).content.decode()
+    assert reverse("onboarding:check_run", args=[alice_run.pk]) in history
+    assert reverse("onboarding:check_run", args=[dave_run.pk]) in history
+    assert client.get(reverse("onboarding:check_run", args=[dave_run.pk])).status_code == 200
+    assert client.post(reverse("onboarding:check_run_retry", args=[dave_run.pk])).status_code == 403
