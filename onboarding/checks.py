@@ -110,7 +110,7 @@ class ConnectivityCheck:
             verdict = getattr(self, f"step_{name}")()
         except DeadlineExceeded:
             verdict = failed("DEADLINE_EXCEEDED", f"(the whole check may take {RUN_DEADLINE_SECONDS} s)")
-        except (OSError, requests.RequestException) as exc:
+        except Exception as exc:  # one broken step must not end the run or leak a traceback with the key
             verdict = diagnose_exception(exc)
         duration_ms = round((time.perf_counter() - started) * 1000)
         return StepResult(
@@ -149,6 +149,7 @@ class ConnectivityCheck:
         except KeyFormatError as error:
             return failed("KEY_FORMAT_INVALID", str(error))
         self.api_key = normalised.key
+        self.client.use_key(normalised.key)  # trimmed: a pasted newline must not reach an HTTP header
         return passed(f"{normalised.masked} is a well-formed {normalised.environment} key.")
 
     def step_dns(self) -> Diagnosis:

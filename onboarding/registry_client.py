@@ -54,6 +54,9 @@ class RegistryClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
+    def use_key(self, api_key: str) -> None:
+        self._api_key = api_key
+
     def close(self) -> None:
         self.session.close()
 

@@ -26,9 +26,10 @@ class Command(BaseCommand):
         key = os.environ.get("HOKUSAI_API_KEY", "")
         if key.strip():
             return key
-        if sys.stdin is None or sys.stdin.isatty():
-            raise CommandError("Set HOKUSAI_API_KEY, or pipe the key on standard input (never pass it as an argument).")
-        return sys.stdin.readline()
+        key = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.readline()
+        if not key.strip():
+            raise CommandError("No API key: set HOKUSAI_API_KEY, or pipe the key on standard input (never pass it as an argument).")
+        return key
 
     def handle(self, *args, registry, model_name, **options):
         registry_url = (registry or settings.HOKUSAI_REGISTRY_URL).rstrip("/")

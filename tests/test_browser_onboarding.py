@@ -1,0 +1,68 @@
+"""A developer in a real browser (Debian's chromium, driven by Playwright): sign in -> key -> the
+connectivity check passes, its steps appearing live through htmx polling."""
+
+import os
+import shutil
+
+import pytest
+
+from onboarding.models import CheckRun
+from tests.conftest import PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def browser_page(monkeypatch, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        page.screenshot(path=str(tmp_path / "last.png"))
+        browser.close()
+
+
+def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(browser_page, live_server, alice, devstack, devstack_keys, settings, celery_worker):
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    page = browser_page
+    requests_seen = []
+    page.on("request", lambda request: requests_seen.append(request.url))
+
+    page.goto(f"{live_server.url}/")
+    page.get_by_label("Username or email").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    page.get_by_label("API key").fill(f"Bearer {devstack_keys['writer']}")
+    page.get_by_role("button", name="Save key").click()
+    page.get_by_text("Removed the “Bearer” prefix").wait_for()
+    masked = devstack_keys["writer"][:12] + "…" + devstack_keys["writer"][-2:]
+    assert masked in page.content()
+
+    page.get_by_role("button", name="Run connectivity check").click()
+    page.locator('[data-step="write"][data-status="pass"]').wait_for()
+    page.locator('.run[data-status="passed"]').wait_for()
+    assert page.locator(".steps li").count() == 8
+    assert devstack_keys["writer"] not in page.content()
+    assert page.get_by_text("Continue to registration").is_visible()
+    run = CheckRun.objects.get()
+    assert run.status == CheckRun.Status.PASSED
+    # Steps arrived by polling the partial, not by reloading the page.
+    polls = [url for url in requests_seen if url.endswith(f"/onboarding/checks/{run.pk}/")]
+    assert len(polls) >= 2
+    # Nothing was fetched from outside the portal (htmx and CSS ship with it).
+    assert all(url.startswith(live_server.url) for url in requests_seen)
