@@ -59,24 +59,25 @@ STEPS: list[tuple[str, str]] = [
     ("registry_read", "Registry read"),
     ("write", "Write permission"),
 ]
-STEP_TITLES = dict(STEPS)
 
 
-class ConnectivityCheck:
-    """One run of the steps against one registry with one key. `context` carries facts between steps."""
+class StepRunner:
+    """Runs named steps in order against one registry with one key; after the first failure the
+    rest are skipped. Subclasses define STEPS and a `step_<name>` method for each."""
 
-    def __init__(
-        self, registry_url: str, api_key: str, *, model_name: str = "", deadline_seconds: float = RUN_DEADLINE_SECONDS
-    ):
+    STEPS: list[tuple[str, str]] = []
+    DEADLINE_SECONDS: float = RUN_DEADLINE_SECONDS
+
+    def __init__(self, registry_url: str, api_key: str, *, deadline_seconds: float | None = None):
         self.registry_url = registry_url
         self.api_key = api_key
-        self.model_name = model_name.strip()
-        self.deadline = Deadline(deadline_seconds)
+        self.deadline_seconds = deadline_seconds or self.DEADLINE_SECONDS
+        self.deadline = Deadline(self.deadline_seconds)
         self.client = RegistryClient(registry_url, api_key, deadline=self.deadline)
-        self.addresses: list[str] = []
+        self.titles = dict(self.STEPS)
 
     def step_names(self) -> list[str]:
-        return [name for name, _ in STEPS if name != "tls" or self.client.scheme == "https"]
+        return [name for name, _ in self.STEPS]
 
     def run(self, on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:
         results: list[StepResult] = []
@@ -101,7 +102,7 @@ class ConnectivityCheck:
             StepStatus.SKIPPED, "SKIPPED", f"Not run: “{blocked_by.title}” failed first ({blocked_by.cause})."
         )
         return StepResult(
-            name, STEP_TITLES[name], verdict.status, verdict.cause, verdict.message, verdict.remedy, 0, {}
+            name, self.titles[name], verdict.status, verdict.cause, verdict.message, verdict.remedy, 0, {}
         )
 
     def _run_step(self, name: str) -> StepResult:
@@ -109,13 +110,13 @@ class ConnectivityCheck:
         try:
             verdict = getattr(self, f"step_{name}")()
         except DeadlineExceeded:
-            verdict = failed("DEADLINE_EXCEEDED", f"(the whole check may take {RUN_DEADLINE_SECONDS} s)")
+            verdict = failed("DEADLINE_EXCEEDED", f"(the whole run may take {self.deadline_seconds:.0f} s)")
         except Exception as exc:  # one broken step must not end the run or leak a traceback with the key
             verdict = diagnose_exception(exc)
         duration_ms = round((time.perf_counter() - started) * 1000)
         return StepResult(
             name=name,
-            title=STEP_TITLES[name],
+            title=self.titles[name],
             status=verdict.status,
             cause=verdict.cause,
             message=redact(verdict.message, self.api_key)[0],
@@ -141,6 +142,47 @@ class ConnectivityCheck:
         if verdict is not None:
             verdict.evidence = response_evidence(response)
         return verdict
+
+    def _probe_tag_write(self, name: str) -> Diagnosis:
+        """Write access to an existing model: set a probe tag, then delete it (nothing left behind)."""
+        tag = f"hokusai_portal_probe_{secrets.token_hex(4)}"
+        response = self.client.post(f"{API}/registered-models/set-tag", {"name": name, "key": tag, "value": "1"})
+        failure = self._http_failure(response, write=True)
+        if failure:
+            failure.message += f" The key cannot write the existing model “{name}”."
+            return failure
+        self.client.delete(f"{API}/registered-models/delete-tag", {"name": name, "key": tag})
+        return passed(f"The key can write the model “{name}” (a probe tag was set and removed).")
+
+    def _probe_create_delete(self, intended_name: str = "") -> Diagnosis:
+        """Write access in general: create a throw-away model, then delete it."""
+        name = f"hokusai-portal-probe-{secrets.token_hex(6)}"
+        response = self.client.post(f"{API}/registered-models/create", {"name": name})
+        failure = self._http_failure(response, write=True)
+        if failure:
+            return failure
+        deleted = self.client.delete(f"{API}/registered-models/delete", {"name": name})
+        detail = f"The key can create models{' (for “' + intended_name + '”, which does not exist yet)' if intended_name else ''}."
+        if not deleted.ok:
+            return diagnosis(
+                StepStatus.WARN, "OK", detail + f" The probe model {name} could not be deleted (HTTP {deleted.status_code}).",
+                evidence=response_evidence(deleted),
+            )  # fmt: skip
+        return passed(detail + " The probe model was deleted.")
+
+
+class ConnectivityCheck(StepRunner):
+    """key format -> DNS -> TCP -> TLS (https only) -> health -> identity -> auth -> read -> write."""
+
+    STEPS = STEPS
+
+    def __init__(self, registry_url: str, api_key: str, *, model_name: str = "", deadline_seconds: float | None = None):
+        super().__init__(registry_url, api_key, deadline_seconds=deadline_seconds)
+        self.model_name = model_name.strip()
+        self.addresses: list[str] = []
+
+    def step_names(self) -> list[str]:
+        return [name for name, _ in self.STEPS if name != "tls" or self.client.scheme == "https"]
 
     # --- the steps -------------------------------------------------------------------------
     def step_key_format(self) -> Diagnosis:
@@ -180,14 +222,11 @@ class ConnectivityCheck:
         return passed(f"/health answered {response.status_code} in {response.elapsed.total_seconds() * 1000:.0f} ms.")
 
     def step_identity(self) -> Diagnosis:
-        info = self.client.get("/api/3.0/mlflow/server-info", authenticated=False)
         version_response = self.client.get("/version")
-        version_match = (
-            VERSION_PATTERN.match(version_response.text)
-            if version_response.ok and not looks_like_html(version_response)
-            else None
-        )
-        evidence = {"server_info_status": info.status_code, "version_status": version_response.status_code}
+        version_match = None
+        if version_response.ok and not looks_like_html(version_response):
+            version_match = VERSION_PATTERN.match(version_response.text)
+        evidence = {"version_status": version_response.status_code}
         if version_match:
             major = int(version_match.group(1))
             version = version_match.group(0).strip()
@@ -202,6 +241,9 @@ class ConnectivityCheck:
                     evidence=evidence,
                 )
             return passed(f"MLflow {version}.", evidence)
+        # /version is behind authentication on some servers; server-info is public on MLflow 3.
+        info = self.client.get("/api/3.0/mlflow/server-info", authenticated=False)
+        evidence["server_info_status"] = info.status_code
         if info.ok and not looks_like_html(info):
             try:
                 is_mlflow = "store_type" in info.json()
@@ -222,7 +264,7 @@ class ConnectivityCheck:
         return passed("The registry accepted the key.")
 
     def step_registry_read(self) -> Diagnosis:
-        response = self.client.get(f"{API}/registered-models/search", max_results=5)
+        response = self.client.get(f"{API}/registered-models/search", max_results=1)
         failure = self._http_failure(response)
         if failure:
             return failure
@@ -230,7 +272,9 @@ class ConnectivityCheck:
             models = response.json().get("registered_models", [])
         except ValueError:
             return failed("NOT_A_REGISTRY", evidence=response_evidence(response))
-        return passed(f"Registered models are readable ({len(models)} shown of the first page).")
+        return passed(
+            "Registered models are readable" + (f" (first: “{models[0]['name']}”)." if models else " (none yet).")
+        )
 
     def step_write(self) -> Diagnosis:
         if self.model_name:
@@ -241,34 +285,7 @@ class ConnectivityCheck:
                 failure = self._http_failure(existing)
                 if failure:
                     return failure
-        return self._probe_create_delete()
-
-    def _probe_tag_write(self, name: str) -> Diagnosis:
-        """Write access to an existing model: set a probe tag, then delete it (nothing left behind)."""
-        tag = f"hokusai_portal_probe_{secrets.token_hex(4)}"
-        response = self.client.post(f"{API}/registered-models/set-tag", {"name": name, "key": tag, "value": "1"})
-        failure = self._http_failure(response, write=True)
-        if failure:
-            failure.message += f" The key cannot write the existing model “{name}”."
-            return failure
-        self.client.delete(f"{API}/registered-models/delete-tag", {"name": name, "key": tag})
-        return passed(f"The key can write the model “{name}” (a probe tag was set and removed).")
-
-    def _probe_create_delete(self) -> Diagnosis:
-        """Write access in general: create a throw-away model, then delete it."""
-        name = f"hokusai-portal-probe-{secrets.token_hex(6)}"
-        response = self.client.post(f"{API}/registered-models/create", {"name": name})
-        failure = self._http_failure(response, write=True)
-        if failure:
-            return failure
-        deleted = self.client.delete(f"{API}/registered-models/delete", {"name": name})
-        detail = f"The key can create models{' (for “' + self.model_name + '”, which does not exist yet)' if self.model_name else ''}."
-        if not deleted.ok:
-            return diagnosis(
-                StepStatus.WARN, "OK", detail + f" The probe model {name} could not be deleted (HTTP {deleted.status_code}).",
-                evidence=response_evidence(deleted),
-            )  # fmt: skip
-        return passed(detail + " The probe model was deleted.")
+        return self._probe_create_delete(self.model_name)
 
 
 def connectivity_check(registry_url: str, api_key: str, *, model_name: str = "", on_step=None) -> list[StepResult]:

@@ -28,3 +28,60 @@ class ConnectivityCheckForm(forms.Form):
         if name and any(ch in name for ch in "/\\:%\n\r\t"):
             raise forms.ValidationError("A model name cannot contain / \\ : % or line breaks.")
         return name
+
+
+class RegistrationForm(forms.Form):
+    model_uri = forms.CharField(
+        label="Model URI",
+        max_length=500,
+        help_text="Where the logged model is: runs:/<run_id>/model (the seed's example: runs:/<run_id>/model), "
+        "models:/<name>/<version>, models:/m-<id> or mlflow-artifacts:/<path>.",
+        widget=forms.TextInput(attrs={"placeholder": "runs:/<run_id>/model"}),
+    )
+    model_name = forms.CharField(
+        label="Model name",
+        max_length=256,
+        help_text="The registered model to add a version to; created if it does not exist. Example: LSCOR_Test_Model.",
+        widget=forms.TextInput(attrs={"placeholder": "LSCOR_Test_Model"}),
+    )
+    token_id = forms.CharField(
+        label="Token id",
+        max_length=64,
+        help_text="Your model's Hokusai token: letters, digits and inner hyphens, at most 64; stored upper-cased. Example: LSCOR.",
+        widget=forms.TextInput(attrs={"placeholder": "LSCOR"}),
+    )
+    metric_name = forms.CharField(
+        label="Metric name",
+        max_length=250,
+        help_text="The metric logged on the run that the baseline is measured on. Example: accuracy.",
+        widget=forms.TextInput(attrs={"placeholder": "accuracy"}),
+    )
+    baseline_value = forms.CharField(
+        label="Baseline value",
+        max_length=50,
+        help_text="The benchmark your model is measured against, a number. Example: 0.92.",
+        widget=forms.TextInput(attrs={"placeholder": "0.92", "inputmode": "decimal"}),
+    )
+    proposal_identifier = forms.CharField(
+        label="Proposal identifier (optional)", required=False, max_length=250, help_text="Defaults to the token id."
+    )
+    extra_tags = forms.CharField(
+        label="Extra tags (optional)",
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "team=growth\nsource=crm"}),
+        help_text="One per line, key=value. Set on the model version beside Hokusai's tags.",
+    )
+
+    def clean(self):
+        from .registration import RegistrationInputError, registration_validate
+
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            self.registration_request = registration_validate(**{name: cleaned.get(name, "") for name in self.fields})
+        except RegistrationInputError as error:
+            for field_name, message in error.errors.items():
+                self.add_error(field_name, message)
+        return cleaned

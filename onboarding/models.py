@@ -90,3 +90,39 @@ class CheckStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title}: {self.status} {self.cause}"
+
+
+class Registration(models.Model):
+    """A model registration request, its check run (pre-checks, register, verify) and its outcome.
+
+    `idempotency_key` is unique among registrations that did not fail: a double click or a browser
+    retry lands on the same registration; a worker killed mid-way is retried onto the same version."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="registrations")
+    check_run = models.OneToOneField(CheckRun, on_delete=models.CASCADE, related_name="registration")
+    model_uri = models.CharField(max_length=500)
+    model_name = models.CharField(max_length=256)
+    token_id = models.CharField(max_length=64)
+    metric_name = models.CharField(max_length=250)
+    baseline_value = models.FloatField()
+    proposal_identifier = models.CharField(max_length=250, blank=True)
+    extra_tags = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=64)
+    failed = models.BooleanField(default=False)
+    version = models.CharField(max_length=20, blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="What the version was created from (a resolved runs:/ URI).")
+    run_id = models.CharField(max_length=64, blank=True)
+    model_id = models.CharField(max_length=64, blank=True)
+    tags = models.JSONField(default=dict, blank=True, help_text="The version's tags as read back from the registry.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"], condition=models.Q(failed=False), name="one_live_registration_per_request"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} ({self.token_id}) by {self.user}"

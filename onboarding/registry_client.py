@@ -102,7 +102,8 @@ class RegistryClient:
             **kwargs,
         )
 
-    def get(self, path: str, *, authenticated: bool = True, **params) -> requests.Response:
+    def get(self, path: str, /, *, authenticated: bool = True, **params) -> requests.Response:
+        # positional-only `path`: MLflow has query parameters named "path" too
         return self.request("GET", path, authenticated=authenticated, params=params or None)
 
     def post(self, path: str, payload: dict) -> requests.Response:

@@ -6,7 +6,8 @@ from django.shortcuts import get_object_or_404
 
 from accounts.roles import Role, has_role
 
-from .models import ApiKey, CheckRun
+from .models import ApiKey, CheckRun, Registration
+from .registration import python_snippet
 from .services import check_runs_expire
 
 WIZARD_STEPS = [("key", "Key"), ("connectivity", "Connectivity"), ("registration", "Registration"), ("done", "Done")]
@@ -47,20 +48,58 @@ def onboarding_state(*, user) -> dict:
     connectivity_passed = CheckRun.objects.filter(
         user=user, kind=CheckRun.Kind.CONNECTIVITY, status=CheckRun.Status.PASSED
     ).exists() if api_key else False  # fmt: skip
+    registered = Registration.objects.filter(user=user, failed=False, check_run__status=CheckRun.Status.PASSED).exists()
     if api_key is None:
         current = "key"
     elif not connectivity_passed:
         current = "connectivity"
     else:
         current = "registration"
-    done = {"key": api_key is not None, "connectivity": connectivity_passed, "registration": False, "done": False}
+    done = {"key": api_key is not None, "connectivity": connectivity_passed, "registration": registered, "done": registered}
     return {
         "api_key": api_key,
         "latest_run": latest,
         "connectivity_passed": connectivity_passed,
+        "registered": registered,
         "current": current,
         "steps": [
             {"name": name, "label": label, "done": done[name], "current": name == current}
             for name, label in WIZARD_STEPS
         ],
     }
+
+
+def registration_initial(*, user) -> dict:
+    """Prefill the form from the user's last registration, so a retry after a fix is one click."""
+    last = Registration.objects.filter(user=user).first()
+    if last is None:
+        return {}
+    return {
+        "model_uri": last.model_uri,
+        "model_name": last.model_name,
+        "token_id": last.token_id,
+        "metric_name": last.metric_name,
+        "baseline_value": last.baseline_value,
+        "proposal_identifier": last.proposal_identifier,
+        "extra_tags": "\n".join(f"{k}={v}" for k, v in last.extra_tags.items()),
+    }
+
+
+def registration_result(*, run: CheckRun) -> dict:
+    """For a registration run: the registration, and once registered the registry link and the snippet."""
+    if run.kind != CheckRun.Kind.REGISTRATION:
+        return {}
+    registration = run.registration
+    context = {"registration": registration}
+    if run.status == CheckRun.Status.PASSED:
+        from .services import registration_request_of
+
+        context["registry_link"] = f"{run.registry_url}/#/models/{registration.model_name}/versions/{registration.version}"
+        context["snippet"] = python_snippet(
+            registry_url=run.registry_url,
+            request=registration_request_of(registration),
+            source=registration.source,
+            run_id=registration.run_id or None,
+            model_id=registration.model_id or None,
+        )
+    return context

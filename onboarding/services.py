@@ -5,14 +5,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hokusai_portal import crypto
 
 from .checks import RUN_DEADLINE_SECONDS, ConnectivityCheck, StepResult
 from .keys import NormalisedKey, key_normalise
-from .models import ApiKey, CheckRun, CheckStep
+from .models import ApiKey, CheckRun, CheckStep, Registration
+from .registration import RegistrationCheck, RegistrationRequest
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +94,11 @@ def check_run_enqueue(*, run_id: int) -> bool:
     """Queue the task (its only argument is the run id). A broker that is down is recorded, not raised."""
     from hokusai_portal.celery import app
 
-    from .tasks import connectivity_check_task
+    from .tasks import check_run_task
 
     try:
         with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
-            connectivity_check_task.apply_async(args=[run_id], connection=connection, retry=False)
+            check_run_task.apply_async(args=[run_id], connection=connection, retry=False)
     except Exception as exc:  # kombu/redis/amqp errors differ by transport; all mean "not queued"
         logger.warning("check run %s not queued: %s", run_id, type(exc).__name__)
         CheckRun.objects.filter(pk=run_id).update(enqueue_error=f"{type(exc).__name__}"[:200])
@@ -108,7 +109,60 @@ def check_run_enqueue(*, run_id: int) -> bool:
 
 def check_run_retry(*, run: CheckRun) -> CheckRun:
     """Start a new run like `run` (the old one stays in history)."""
+    if run.kind == CheckRun.Kind.REGISTRATION:
+        return registration_start(user=run.user, request=registration_request_of(run.registration)).check_run
     return connectivity_check_start(user=run.user, model_name=run.model_name)
+
+
+def registration_request_of(registration: Registration) -> RegistrationRequest:
+    return RegistrationRequest(
+        model_uri=registration.model_uri,
+        model_name=registration.model_name,
+        token_id=registration.token_id,
+        metric_name=registration.metric_name,
+        baseline_value=registration.baseline_value,
+        proposal_identifier=registration.proposal_identifier,
+        extra_tags=registration.extra_tags,
+    )
+
+
+def registration_start(*, user, request: RegistrationRequest) -> Registration:
+    """Queue a registration. The same request again (double click, browser retry, concurrent submit)
+    returns the registration already under way or done, never a second one."""
+    api_key = ApiKey.objects.filter(user=user).first()
+    if api_key is None:
+        raise NoApiKey("Save your API key first.")
+    idempotency_key = request.idempotency_key(user.pk)
+    existing = Registration.objects.filter(idempotency_key=idempotency_key, failed=False).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            run = CheckRun.objects.create(
+                user=user,
+                kind=CheckRun.Kind.REGISTRATION,
+                registry_url=settings.HOKUSAI_REGISTRY_URL,
+                key_masked=api_key.masked,
+                model_name=request.model_name,
+                deadline_at=now + timedelta(seconds=RegistrationCheck.DEADLINE_SECONDS + QUEUE_GRACE_SECONDS),
+            )
+            registration = Registration.objects.create(
+                user=user,
+                check_run=run,
+                model_uri=request.model_uri,
+                model_name=request.model_name,
+                token_id=request.token_id,
+                metric_name=request.metric_name,
+                baseline_value=request.baseline_value,
+                proposal_identifier=request.proposal_identifier,
+                extra_tags=request.extra_tags,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:  # a concurrent identical submit won the race
+        return Registration.objects.get(idempotency_key=idempotency_key, failed=False)
+    transaction.on_commit(lambda: check_run_enqueue(run_id=run.pk))
+    return registration
 
 
 def _save_step(run: CheckRun, position: int, result: StepResult) -> None:
@@ -136,27 +190,47 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
         return None
     run = CheckRun.objects.select_related("user").get(pk=run_id)
     api_key = ApiKey.objects.filter(user=run.user).first()
-    if api_key is None:
-        plain = ""  # forgotten between submit and run: the key-format step says so
+    plain = api_key_reveal(api_key) if api_key else ""  # forgotten since submit: the first step says so
+    if run.kind == CheckRun.Kind.REGISTRATION:
+        registration = run.registration
+        check = RegistrationCheck(
+            run.registry_url, plain, registration_request_of(registration), idempotency_key=registration.idempotency_key
+        )
     else:
-        plain = api_key_reveal(api_key)
-    check = ConnectivityCheck(run.registry_url, plain, model_name=run.model_name)
+        check = ConnectivityCheck(run.registry_url, plain, model_name=run.model_name)
     positions = iter(range(1, 100))
     results = check.run(on_step=lambda result: _save_step(run, next(positions), result))
     failure = next((r for r in results if r.status == "fail"), None)
-    CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.RUNNING).update(
-        status=CheckRun.Status.FAILED if failure else CheckRun.Status.PASSED,
-        cause=failure.cause if failure else "OK",
-        finished_at=timezone.now(),
-    )
+    with transaction.atomic():
+        CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.RUNNING).update(
+            status=CheckRun.Status.FAILED if failure else CheckRun.Status.PASSED,
+            cause=failure.cause if failure else "OK",
+            finished_at=timezone.now(),
+        )
+        if run.kind == CheckRun.Kind.REGISTRATION:
+            Registration.objects.filter(check_run=run).update(
+                failed=failure is not None,
+                version=check.version or "",
+                source=check.source or "",
+                run_id=check.run_id or "",
+                model_id=check.model_id or "",
+                tags=results[-1].evidence.get("tags", {}) if failure is None else {},
+            )
     run.refresh_from_db()
-    logger.info("check run %s finished status=%s cause=%s", run.pk, run.status, run.cause)
+    logger.info("check run %s (%s) finished status=%s cause=%s", run.pk, run.kind, run.status, run.cause)
     return run
 
 
 def check_runs_expire(*, now=None) -> int:
     """Mark runs past their deadline that never finished (worker killed, OOM, message lost) as lost."""
     now = now or timezone.now()
-    return CheckRun.objects.filter(
-        status__in=[CheckRun.Status.QUEUED, CheckRun.Status.RUNNING], deadline_at__lt=now
-    ).update(status=CheckRun.Status.LOST, cause="WORKER_LOST", finished_at=now)
+    overdue = CheckRun.objects.filter(status__in=[CheckRun.Status.QUEUED, CheckRun.Status.RUNNING], deadline_at__lt=now)
+    overdue_ids = list(overdue.values_list("pk", flat=True))
+    if not overdue_ids:
+        return 0
+    with transaction.atomic():
+        lost = CheckRun.objects.filter(pk__in=overdue_ids, status__in=[CheckRun.Status.QUEUED, CheckRun.Status.RUNNING])
+        count = lost.update(status=CheckRun.Status.LOST, cause="WORKER_LOST", finished_at=now)
+        # A lost registration may be retried; the retry finds any version it made by its idempotency tag.
+        Registration.objects.filter(check_run_id__in=overdue_ids).update(failed=True)
+    return count

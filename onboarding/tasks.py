@@ -5,6 +5,6 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="onboarding.connectivity_check", ignore_result=True)
-def connectivity_check_task(run_id: int) -> None:
+@shared_task(name="onboarding.check_run", ignore_result=True)
+def check_run_task(run_id: int) -> None:
     services.check_run_execute(run_id=run_id)

@@ -8,7 +8,7 @@ from accounts.roles import Role, has_role, role_required
 
 from . import selectors, services
 from .diagnosis import CAUSES
-from .forms import ApiKeyForm, ConnectivityCheckForm
+from .forms import ApiKeyForm, ConnectivityCheckForm, RegistrationForm
 from .keys import KeyFormatError
 
 RUNS_PER_PAGE = 25
@@ -69,11 +69,14 @@ def connectivity(request: HttpRequest):
 @onboarding_role
 def check_run(request: HttpRequest, run_id: int):
     run = selectors.check_run_get_for(user=request.user, run_id=run_id)
-    context = {"run": run, "steps": list(run.steps.all()), "causes": CAUSES}
+    context = {"run": run, "steps": list(run.steps.all()), "causes": CAUSES, **selectors.registration_result(run=run)}
     if request.htmx:
         return render(request, "onboarding/check_run.html#run", context)
     state = selectors.onboarding_state(user=request.user)
-    return render(request, "onboarding/check_run.html", {**state, **context, "current": "connectivity"})
+    current = "registration" if run.kind == run.Kind.REGISTRATION else "connectivity"
+    if current == "registration" and run.status == run.Status.PASSED:
+        current = "done"
+    return render(request, "onboarding/check_run.html", {**state, **context, "current": current})
 
 
 @onboarding_role
@@ -96,9 +99,16 @@ def history(request: HttpRequest):
 
 
 @onboarding_role
+@require_http_methods(["GET", "POST"])
 def registration(request: HttpRequest):
     state = selectors.onboarding_state(user=request.user)
     if not state["connectivity_passed"]:
         messages.info(request, "Registration opens once a connectivity check has passed.")
         return redirect("onboarding:connectivity" if state["api_key"] else "onboarding:key")
-    return render(request, "onboarding/registration.html", {**state, "current": "registration"})
+    form = RegistrationForm(request.POST if request.method == "POST" else None, initial=selectors.registration_initial(user=request.user))
+    if request.method == "POST" and form.is_valid():
+        for warning in form.registration_request.warnings:
+            messages.warning(request, warning)
+        registration = services.registration_start(user=request.user, request=form.registration_request)
+        return redirect("onboarding:check_run", run_id=registration.check_run_id)
+    return render(request, "onboarding/registration.html", {**state, "form": form, "current": "registration"})

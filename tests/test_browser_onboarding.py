@@ -17,7 +17,9 @@ CHROMIUM_ARGS = [
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
 ]
 
 
@@ -36,7 +38,9 @@ def browser_page(monkeypatch, tmp_path):
         browser.close()
 
 
-def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(browser_page, live_server, alice, devstack, devstack_keys, settings, celery_worker):
+def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(
+    browser_page, live_server, alice, devstack, devstack_keys, settings, celery_worker
+):
     settings.HOKUSAI_REGISTRY_URL = devstack.url
     page = browser_page
     requests_seen = []
