@@ -73,7 +73,13 @@ def time_portal(url: str, key: str, runs: int) -> tuple[float, str, float]:
 
 def start_mlflow_probe(url: str, key: str, operation: str, cap: float) -> subprocess.Popen:
     env = dict(os.environ, MLFLOW_TRACKING_URI=url, MLFLOW_TRACKING_TOKEN=key)
-    proc = subprocess.Popen([sys.executable, "-c", MLFLOW_PROBE, operation], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MLFLOW_PROBE, operation],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     proc.cap = cap
     proc.started = time.monotonic()
     return proc
@@ -127,7 +133,11 @@ def web_submit_to_verdict(stack: Devstack, key: str, broker: str, runs: int) -> 
             time.sleep(0.2)
         session.post(
             f"{base}/accounts/login/",
-            data={"username": "bench", "password": "bench-password-123", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            data={
+                "username": "bench",
+                "password": "bench-password-123",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
             headers={"Referer": f"{base}/accounts/login/"},
         )
         time.sleep(2)  # let the worker finish starting
@@ -197,7 +207,9 @@ def main() -> None:
                 rows.append((name, cause, portal_ms, server_ms))
             mlflow = {name: finish_mlflow_probe(proc) for name, proc in probes.items()}
 
-        print(f"\n### Time to verdict (median of {args.runs}; MLflow client defaults capped at {args.mlflow_cap:.0f} s)\n")
+        print(
+            f"\n### Time to verdict (median of {args.runs}; MLflow client defaults capped at {args.mlflow_cap:.0f} s)\n"
+        )
         print("| case | portal cause | portal verdict | steps' own time | MLflow client | MLflow outcome | ratio |")
         print("|---|---|---:|---:|---:|---|---:|")
         worst_fault = 0.0
@@ -208,22 +220,31 @@ def main() -> None:
                 seconds, outcome = mlflow[name]
                 ratio_value = seconds * 1000 / portal_ms if portal_ms else 0
                 ratio = f"{ratio_value:.1f}×" if ratio_value < 10 else f"{ratio_value:.0f}×"
-                print(f"| {name} | `{cause}` | {portal_ms:.0f} ms | {server_ms:.0f} ms | {seconds:.1f} s | {outcome} | {ratio} |")
+                print(
+                    f"| {name} | `{cause}` | {portal_ms:.0f} ms | {server_ms:.0f} ms | {seconds:.1f} s | {outcome} | {ratio} |"
+                )
             else:
                 print(f"| {name} | `{cause}` | {portal_ms:.0f} ms | {server_ms:.0f} ms | - | - | - |")
-        print(f"\nworst fault verdict: {worst_fault:.0f} ms (target ≤ 5000 ms); healthy: {rows[0][2]:.0f} ms (target ≤ 1000 ms)")
+        print(
+            f"\nworst fault verdict: {worst_fault:.0f} ms (target ≤ 5000 ms); healthy: {rows[0][2]:.0f} ms (target ≤ 1000 ms)"
+        )
 
         if not args.skip_web:
             print(f"\n### Submit → verdict visible through the web app (healthy check, median of {args.runs})\n")
             print("| broker | median | min | max |")
             print("|---|---:|---:|---:|")
-            for label, broker in (("filesystem (embedded default)", "filesystem://"), ("Redis", "redis://127.0.0.1:6379/15")):
+            for label, broker in (
+                ("filesystem (embedded default)", "filesystem://"),
+                ("Redis", "redis://127.0.0.1:6379/15"),
+            ):
                 try:
                     timings = web_submit_to_verdict(stack, keys["writer"], broker, args.runs)
                 except Exception as exc:  # e.g. no Redis on this machine
                     print(f"| {label} | failed: {type(exc).__name__} | | |")
                     continue
-                print(f"| {label} | {median_ms(timings):.0f} ms | {min(timings) * 1000:.0f} ms | {max(timings) * 1000:.0f} ms |")
+                print(
+                    f"| {label} | {median_ms(timings):.0f} ms | {min(timings) * 1000:.0f} ms | {max(timings) * 1000:.0f} ms |"
+                )
     finally:
         for server in (basic, locked, stack):
             if server is not None:

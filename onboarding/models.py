@@ -110,7 +110,9 @@ class Registration(models.Model):
     idempotency_key = models.CharField(max_length=64)
     failed = models.BooleanField(default=False)
     version = models.CharField(max_length=20, blank=True)
-    source = models.CharField(max_length=500, blank=True, help_text="What the version was created from (a resolved runs:/ URI).")
+    source = models.CharField(
+        max_length=500, blank=True, help_text="What the version was created from (a resolved runs:/ URI)."
+    )
     run_id = models.CharField(max_length=64, blank=True)
     model_id = models.CharField(max_length=64, blank=True)
     tags = models.JSONField(default=dict, blank=True, help_text="The version's tags as read back from the registry.")

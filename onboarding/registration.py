@@ -15,7 +15,18 @@ from .registry_client import response_evidence
 
 TOKEN_ID_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$")
 MODEL_NAME_FORBIDDEN = set("/\\:%?#\n\r\t")
-RATE_METRICS = {"accuracy", "precision", "recall", "f1", "f1_score", "auc", "roc_auc", "pr_auc", "hit_rate", "conversion_rate"}
+RATE_METRICS = {
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "f1_score",
+    "auc",
+    "roc_auc",
+    "pr_auc",
+    "hit_rate",
+    "conversion_rate",
+}
 URI_FORMS = (
     (re.compile(r"^runs:/(?P<run_id>[A-Za-z0-9]+)/(?P<path>[^\s]+)$"), "runs"),
     (re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)$"), "logged_model"),
@@ -193,21 +204,38 @@ class RegistrationCheck(StepRunner):
         elif self.kind == "logged_model":
             response = self.client.get(f"{API}/logged-models/{self.uri_parts['model_id']}")
             if response.status_code == 404:
-                return failed("MODEL_ARTIFACT_MISSING", f"There is no logged model {self.uri_parts['model_id']}.", response_evidence(response))
+                return failed(
+                    "MODEL_ARTIFACT_MISSING",
+                    f"There is no logged model {self.uri_parts['model_id']}.",
+                    response_evidence(response),
+                )
             failure = self._http_failure(response)
             if failure:
                 return failure
             info = self._json(response).get("model", {}).get("info", {})
-            self.model_id, self.source, self.run_id = info.get("model_id"), self.request.model_uri, info.get("source_run_id")
+            self.model_id, self.source, self.run_id = (
+                info.get("model_id"),
+                self.request.model_uri,
+                info.get("source_run_id"),
+            )
         elif self.kind == "model_version":
-            response = self.client.get(f"{API}/model-versions/get", name=self.uri_parts["name"], version=self.uri_parts["version"])
+            response = self.client.get(
+                f"{API}/model-versions/get", name=self.uri_parts["name"], version=self.uri_parts["version"]
+            )
             if response.status_code == 404:
-                return failed("MODEL_ARTIFACT_MISSING", f"There is no version {self.uri_parts['version']} of {self.uri_parts['name']}.")
+                return failed(
+                    "MODEL_ARTIFACT_MISSING",
+                    f"There is no version {self.uri_parts['version']} of {self.uri_parts['name']}.",
+                )
             failure = self._http_failure(response)
             if failure:
                 return failure
             version = self._json(response).get("model_version", {})
-            self.run_id, self.source, self.model_id = version.get("run_id") or None, version.get("source"), version.get("model_id") or None
+            self.run_id, self.source, self.model_id = (
+                version.get("run_id") or None,
+                version.get("source"),
+                version.get("model_id") or None,
+            )
         if not self.run_id:
             return passed("This model URI has no run behind it; the metric is not checked against a run.")
         response = self.client.get(f"{API}/runs/get", run_id=self.run_id)
@@ -228,11 +256,17 @@ class RegistrationCheck(StepRunner):
         self.experiment_id = run.get("info", {}).get("experiment_id")
         status = run.get("info", {}).get("status")
         if status != "FINISHED":
-            return failed("RUN_NOT_FOUND", f"Run “{self.run_id}” is {status}, not FINISHED.", remedy="End the run (mlflow.end_run()) before registering.")
+            return failed(
+                "RUN_NOT_FOUND",
+                f"Run “{self.run_id}” is {status}, not FINISHED.",
+                remedy="End the run (mlflow.end_run()) before registering.",
+            )
         return passed(f"Run “{self.run_id}” exists and finished.")
 
     def _logged_model_has_mlmodel(self, model_id: str) -> bool:
-        response = self.client.get(f"/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", artifact_directory_path="")
+        response = self.client.get(
+            f"/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", artifact_directory_path=""
+        )
         return response.ok and any(f.get("path") == "MLmodel" for f in self._json(response).get("files", []))
 
     def step_artifact(self) -> Diagnosis:
@@ -319,10 +353,20 @@ class RegistrationCheck(StepRunner):
 
     def step_token_id(self) -> Diagnosis:
         token = self.request.token_id
-        response = self.client.get(f"{API}/model-versions/search", filter=f"tags.hokusai_token_id = '{token}'", max_results=20)
+        response = self.client.get(
+            f"{API}/model-versions/search", filter=f"tags.hokusai_token_id = '{token}'", max_results=20
+        )
         if not response.ok:
-            return diagnosis(StepStatus.WARN, "OK", f"Could not check whether {token} is already used (HTTP {response.status_code}).")
-        others = sorted({v["name"] for v in self._json(response).get("model_versions", []) if v.get("name") != self.request.model_name})
+            return diagnosis(
+                StepStatus.WARN, "OK", f"Could not check whether {token} is already used (HTTP {response.status_code})."
+            )
+        others = sorted(
+            {
+                v["name"]
+                for v in self._json(response).get("model_versions", [])
+                if v.get("name") != self.request.model_name
+            }
+        )
         if others:
             return diagnosis(
                 StepStatus.WARN, "OK",
@@ -363,19 +407,31 @@ class RegistrationCheck(StepRunner):
         status = version.get("status")
         while status != "READY":
             if status == "FAILED_REGISTRATION" or time.monotonic() > waited:
-                return failed("REGISTRATION_TIMEOUT", f"Version {self.version} is {status} after {READY_POLL_SECONDS} s.")
+                return failed(
+                    "REGISTRATION_TIMEOUT", f"Version {self.version} is {status} after {READY_POLL_SECONDS} s."
+                )
             time.sleep(0.5)
-            status = self._json(self.client.get(f"{API}/model-versions/get", name=name, version=self.version)).get("model_version", {}).get("status")
+            status = (
+                self._json(self.client.get(f"{API}/model-versions/get", name=name, version=self.version))
+                .get("model_version", {})
+                .get("status")
+            )
         if reused:  # an earlier attempt may have died before its tags were complete
             stored = {t["key"]: t["value"] for t in version.get("tags", [])}
             for key, value in self.tags.items():
                 if stored.get(key) != value:
-                    response = self.client.post(f"{API}/model-versions/set-tag", {"name": name, "version": self.version, "key": key, "value": value})
+                    response = self.client.post(
+                        f"{API}/model-versions/set-tag",
+                        {"name": name, "version": self.version, "key": key, "value": value},
+                    )
                     failure = self._http_failure(response, write=True)
                     if failure:
                         return failure
         how = "found from an earlier attempt (no duplicate created)" if reused else "created"
-        return passed(f"Version {self.version} of “{name}” {how}, READY, with {len(self.tags)} tags.", {"version": self.version, "source": self.source})
+        return passed(
+            f"Version {self.version} of “{name}” {how}, READY, with {len(self.tags)} tags.",
+            {"version": self.version, "source": self.source},
+        )
 
     def step_verify(self) -> Diagnosis:
         name = self.request.model_name
@@ -390,27 +446,36 @@ class RegistrationCheck(StepRunner):
             return failed("UNEXPECTED_RESPONSE", f"Tags read back differ: {wrong}.")
         mlmodel = self._fetch_mlmodel(name)
         if mlmodel is None:
-            return failed("MODEL_ARTIFACT_MISSING", f"Version {self.version} registered, but its MLmodel cannot be fetched: it will not load.")
+            return failed(
+                "MODEL_ARTIFACT_MISSING",
+                f"Version {self.version} registered, but its MLmodel cannot be fetched: it will not load.",
+            )
         return passed(
             f"Read back version {self.version}: all {len(self.tags)} tags match and its MLmodel loads through the registry.",
             {"tags": stored, "mlmodel_head": mlmodel[:200]},
         )
 
     def _fetch_mlmodel(self, name: str) -> str | None:
-        uri = self._json(self.client.get(f"{API}/model-versions/get-download-uri", name=name, version=self.version)).get("artifact_uri", "")
+        uri = self._json(
+            self.client.get(f"{API}/model-versions/get-download-uri", name=name, version=self.version)
+        ).get("artifact_uri", "")
         if uri.startswith("mlflow-artifacts:/"):
             path = uri[len("mlflow-artifacts:/") :].strip("/")
             response = self.client.get(f"/api/2.0/mlflow-artifacts/artifacts/{quote(path)}/MLmodel")
             if response.ok and "flavors" in response.text:
                 return response.text
         if self.model_id:
-            response = self.client.get(f"/ajax-api/2.0/mlflow/logged-models/{self.model_id}/artifacts/files", artifact_file_path="MLmodel")
+            response = self.client.get(
+                f"/ajax-api/2.0/mlflow/logged-models/{self.model_id}/artifacts/files", artifact_file_path="MLmodel"
+            )
             if response.ok and "flavors" in response.text:
                 return response.text
         return None
 
 
-def python_snippet(*, registry_url: str, request: RegistrationRequest, source: str, run_id: str | None, model_id: str | None) -> str:
+def python_snippet(
+    *, registry_url: str, request: RegistrationRequest, source: str, run_id: str | None, model_id: str | None
+) -> str:
     """The exact Python that reproduces this registration with bare MLflow; the key comes from the
     environment (HOKUSAI_API_KEY) and is never written into the snippet."""
     tags = request.version_tags(run_id)
@@ -434,5 +499,8 @@ def python_snippet(*, registry_url: str, request: RegistrationRequest, source: s
     if model_id:
         lines.append(f"    model_id={model_id!r},")
     lines += [")", f"tags = {json.dumps(tags, indent=4, sort_keys=False)}", "for key, value in tags.items():"]
-    lines += ["    client.set_model_version_tag(name, version.version, key, value)", 'print(f"registered {name} version {version.version}")']
+    lines += [
+        "    client.set_model_version_tag(name, version.version, key, value)",
+        'print(f"registered {name} version {version.version}")',
+    ]
     return "\n".join(lines) + "\n"

@@ -55,14 +55,19 @@ def onboarding_state(*, user) -> dict:
         current = "connectivity"
     else:
         current = "registration"
-    done = {"key": api_key is not None, "connectivity": connectivity_passed, "registration": registered, "done": registered}
+    done = {
+        "key": api_key is not None,
+        "connectivity": connectivity_passed,
+        "registration": registered,
+        "done": registered,
+    }
     return {
         "api_key": api_key,
         "latest_run": latest,
         "connectivity_passed": connectivity_passed,
         "registered": registered,
         "current": current,
-        "steps": [
+        "wizard_steps": [
             {"name": name, "label": label, "done": done[name], "current": name == current}
             for name, label in WIZARD_STEPS
         ],
@@ -94,7 +99,9 @@ def registration_result(*, run: CheckRun) -> dict:
     if run.status == CheckRun.Status.PASSED:
         from .services import registration_request_of
 
-        context["registry_link"] = f"{run.registry_url}/#/models/{registration.model_name}/versions/{registration.version}"
+        context["registry_link"] = (
+            f"{run.registry_url}/#/models/{registration.model_name}/versions/{registration.version}"
+        )
         context["snippet"] = python_snippet(
             registry_url=run.registry_url,
             request=registration_request_of(registration),

@@ -105,7 +105,9 @@ def registration(request: HttpRequest):
     if not state["connectivity_passed"]:
         messages.info(request, "Registration opens once a connectivity check has passed.")
         return redirect("onboarding:connectivity" if state["api_key"] else "onboarding:key")
-    form = RegistrationForm(request.POST if request.method == "POST" else None, initial=selectors.registration_initial(user=request.user))
+    form = RegistrationForm(
+        request.POST if request.method == "POST" else None, initial=selectors.registration_initial(user=request.user)
+    )
     if request.method == "POST" and form.is_valid():
         for warning in form.registration_request.warnings:
             messages.warning(request, warning)

@@ -1,5 +1,5 @@
 """A developer in a real browser (Debian's chromium, driven by Playwright): sign in -> key -> the
-connectivity check passes, its steps appearing live through htmx polling."""
+connectivity check passes, its steps appearing live through htmx polling -> register -> result page."""
 
 import os
 import shutil
@@ -68,5 +68,19 @@ def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(
     # Steps arrived by polling the partial, not by reloading the page.
     polls = [url for url in requests_seen if url.endswith(f"/onboarding/checks/{run.pk}/")]
     assert len(polls) >= 2
+
+    page.get_by_role("link", name="Continue to registration").click()
+    run_id = devstack.state()["run_id"]
+    page.get_by_label("Model URI").fill(f"runs:/{run_id}/model")
+    page.get_by_label("Model name", exact=True).fill("LSCOR_Browser_Model")
+    page.get_by_label("Token id").fill("LSCOR")
+    page.get_by_label("Metric name").fill("accuracy")
+    page.get_by_label("Baseline value").fill("0.92")
+    page.get_by_role("button", name="Check and register").click()
+    page.locator('[data-step="verify"][data-status="pass"]').wait_for(timeout=60_000)
+    assert page.get_by_test_id("version").inner_text() == "1"
+    assert "hokusai_token_id" in page.get_by_test_id("registration").inner_text()
+    assert 'os.environ["HOKUSAI_API_KEY"]' in page.get_by_test_id("snippet").inner_text()
+    assert devstack_keys["writer"] not in page.content()
     # Nothing was fetched from outside the portal (htmx and CSS ship with it).
     assert all(url.startswith(live_server.url) for url in requests_seen)

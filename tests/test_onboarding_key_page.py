@@ -104,3 +104,13 @@ def test_an_empty_submission_says_what_to_paste(client, alice):
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
     assert not ApiKey.objects.exists()
+
+
+def test_the_wizard_shows_where_the_user_is(client, alice):
+    client.force_login(alice)
+    html = client.get(reverse("onboarding:key")).content.decode()
+    assert 'aria-current="step">\n    1. Key' in html
+    services.api_key_save(user=alice, raw_key=KEY)
+    html = client.get(reverse("onboarding:connectivity")).content.decode()
+    assert "1. Key ✓" in html
+    assert 'aria-current="step">\n    2. Connectivity' in html

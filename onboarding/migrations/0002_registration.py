@@ -6,38 +6,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('onboarding', '0001_initial'),
+        ("onboarding", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Registration',
+            name="Registration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_uri', models.CharField(max_length=500)),
-                ('model_name', models.CharField(max_length=256)),
-                ('token_id', models.CharField(max_length=64)),
-                ('metric_name', models.CharField(max_length=250)),
-                ('baseline_value', models.FloatField()),
-                ('proposal_identifier', models.CharField(blank=True, max_length=250)),
-                ('extra_tags', models.JSONField(blank=True, default=dict)),
-                ('idempotency_key', models.CharField(max_length=64)),
-                ('failed', models.BooleanField(default=False)),
-                ('version', models.CharField(blank=True, max_length=20)),
-                ('source', models.CharField(blank=True, help_text='What the version was created from (a resolved runs:/ URI).', max_length=500)),
-                ('run_id', models.CharField(blank=True, max_length=64)),
-                ('model_id', models.CharField(blank=True, max_length=64)),
-                ('tags', models.JSONField(blank=True, default=dict, help_text="The version's tags as read back from the registry.")),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('check_run', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='registration', to='onboarding.checkrun')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='registrations', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("model_uri", models.CharField(max_length=500)),
+                ("model_name", models.CharField(max_length=256)),
+                ("token_id", models.CharField(max_length=64)),
+                ("metric_name", models.CharField(max_length=250)),
+                ("baseline_value", models.FloatField()),
+                ("proposal_identifier", models.CharField(blank=True, max_length=250)),
+                ("extra_tags", models.JSONField(blank=True, default=dict)),
+                ("idempotency_key", models.CharField(max_length=64)),
+                ("failed", models.BooleanField(default=False)),
+                ("version", models.CharField(blank=True, max_length=20)),
+                (
+                    "source",
+                    models.CharField(
+                        blank=True,
+                        help_text="What the version was created from (a resolved runs:/ URI).",
+                        max_length=500,
+                    ),
+                ),
+                ("run_id", models.CharField(blank=True, max_length=64)),
+                ("model_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "tags",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The version's tags as read back from the registry."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "check_run",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="registration",
+                        to="onboarding.checkrun",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="registrations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('failed', False)), fields=('idempotency_key',), name='one_live_registration_per_request')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("failed", False)),
+                        fields=("idempotency_key",),
+                        name="one_live_registration_per_request",
+                    )
+                ],
             },
         ),
     ]

@@ -39,7 +39,10 @@ class Command(StepCommand):
                 extra_tags="\n".join(options["tag"]),
             )
         except RegistrationInputError as error:
-            raise CommandError("; ".join(f"--{k.replace('_', '-')}: {v}" for k, v in error.errors.items())) from None
+            options_named = {"metric_name": "metric", "baseline_value": "baseline", "extra_tags": "tag"}
+            raise CommandError(
+                "; ".join(f"--{options_named.get(k, k).replace('_', '-')}: {v}" for k, v in error.errors.items())
+            ) from None
         for warning in request.warnings:
             self.stderr.write(f"warning: {warning}")
         # The same request run again reuses its version (idempotent), as in the portal.
@@ -49,5 +52,12 @@ class Command(StepCommand):
             check,
             as_json=options["json"],
             ok_statuses=("pass", "warn"),
-            extra={"result": lambda: {"model_name": request.model_name, "version": check.version, "source": check.source, "tags": check.tags}},
+            extra={
+                "result": lambda: {
+                    "model_name": request.model_name,
+                    "version": check.version,
+                    "source": check.source,
+                    "tags": check.tags,
+                }
+            },
         )
