@@ -85,7 +85,7 @@ def test_make_run_serves_the_portal_and_stops_cleanly_on_ctrl_c(tmp_path):
             headers={"Referer": login_url},
             timeout=10,
         )
-        assert signed_in.url.endswith("/onboarding/")
+        assert signed_in.url.endswith("/onboarding/key/")  # a new developer starts at the Key step
     finally:
         os.killpg(make.pid, signal.SIGINT)
         try:

@@ -5,10 +5,10 @@ from django.urls import reverse
 
 from tests.conftest import PASSWORD
 
-PAGES = {"onboarding:index", "triage:index", "dashboard:index"}
+PAGES = {"onboarding:history", "triage:index", "dashboard:index"}
 ALLOWED = {
-    "alice": {"onboarding:index"},
-    "bob": {"onboarding:index", "triage:index", "dashboard:index"},
+    "alice": {"onboarding:history"},
+    "bob": {"onboarding:history", "triage:index", "dashboard:index"},
     "charlie": {"dashboard:index"},
     "mallory": set(),
 }
@@ -47,10 +47,10 @@ def test_navigation_shows_only_what_the_role_can_open(client, charlie):
 
 def test_sign_in_and_sign_out(client, alice):
     response = client.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD}, follow=True)
-    assert response.redirect_chain[-1][0] == reverse("onboarding:index")
+    assert response.redirect_chain[-1][0] == reverse("onboarding:key")
     response = client.post(reverse("accounts:logout"), follow=True)
     assert response.redirect_chain[-1][0] == reverse("accounts:login")
-    assert client.get(reverse("onboarding:index")).status_code == 302
+    assert client.get(reverse("onboarding:history")).status_code == 302  # signed out
 
 
 def test_wrong_password_gets_a_clear_message(client, alice):

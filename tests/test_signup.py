@@ -12,7 +12,7 @@ def test_it_creates_a_developer_and_signs_them_in(client, db):
     assert response["Location"] == reverse("onboarding:index")
     user = get_user_model().objects.get(username="dev@example.com")
     assert roles_of(user) == {Role.DEVELOPER}
-    assert client.get(reverse("onboarding:index")).status_code == 200
+    assert client.get(reverse("onboarding:history")).status_code == 200
 
 
 def test_weak_password_is_refused_and_nothing_is_saved(client, db):
