@@ -1,9 +1,198 @@
-from django.http import HttpRequest
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.roles import Role, role_required
+from accounts.roles import Role, has_role, role_required
+
+from . import selectors, services
+from .forms import CommentForm, FindingStatusForm, ImportForm, InvestigationForm, TransitionForm
+from .markdown_io import PlanError, export_plan
+from .models import ActionItem, Finding, Investigation
+
+PER_PAGE = 50
+support_only = role_required(Role.SUPPORT)
 
 
-@role_required(Role.SUPPORT)
-def index(request: HttpRequest):
-    return render(request, "triage/index.html")
+def _tell_redactions(request, redactions) -> None:
+    if redactions.count:
+        messages.warning(request, redactions.message)
+
+
+@support_only
+def index(request: HttpRequest, queue: bool = False):
+    filters = request.GET.dict()
+    if queue:
+        filters.update(owner="me", status=filters.get("status") or "open")
+    investigations = selectors.investigation_list(filters=filters, user=request.user)
+    page = Paginator(investigations.prefetch_related("components"), PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"page": page, "filters": filters, "query": query.urlencode(), "queue": queue, **selectors.filter_choices()}
+    template = "triage/index.html#results" if request.htmx else "triage/index.html"
+    return render(request, template, context)
+
+
+@support_only
+def queue(request: HttpRequest):
+    return index(request, queue=True)
+
+
+@support_only
+@require_http_methods(["GET", "POST"])
+def create(request: HttpRequest):
+    form = InvestigationForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if not k.startswith("env_") and k != "components"}
+        data["environment"] = form.environment()
+        investigation, redactions = services.investigation_create(
+            actor=request.user, data=data, component_names=[c.name for c in form.cleaned_data["components"]]
+        )
+        _tell_redactions(request, redactions)
+        messages.success(request, f"{investigation.number} created.")
+        return redirect("triage:detail", pk=investigation.pk)
+    return render(request, "triage/form.html", {"form": form})
+
+
+@support_only
+@require_http_methods(["GET", "POST"])
+def edit(request: HttpRequest, pk: int):
+    investigation = get_object_or_404(Investigation, pk=pk)
+    form = InvestigationForm(request.POST if request.method == "POST" else None, instance=Investigation.objects.get(pk=pk))
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if not k.startswith("env_") and k != "components"}
+        data["environment"] = form.environment()
+        redactions = services.investigation_update(investigation=investigation, actor=request.user, **data)
+        services.investigation_set_components(investigation=investigation, actor=request.user, components=form.cleaned_data["components"])
+        _tell_redactions(request, redactions)
+        messages.success(request, f"{investigation.number} saved.")
+        return redirect("triage:detail", pk=pk)
+    return render(request, "triage/form.html", {"form": form, "investigation": investigation})
+
+
+def _detail_context(request, investigation) -> dict:
+    support = has_role(request.user, Role.SUPPORT)
+    timeline = investigation.timeline.select_related("actor")
+    if not support:
+        timeline = timeline.filter(internal=False)
+    return {
+        "investigation": investigation,
+        "findings": investigation.findings.all(),
+        "action_items": investigation.action_items.select_related("assignee"),
+        "timeline": timeline,
+        "support": support,
+        "transition_form": TransitionForm(initial={"status": investigation.status}),
+        "comment_form": CommentForm(),
+        "finding_statuses": Finding.Status.choices,
+        "affected_count": investigation.affected_users.count(),
+    }
+
+
+@role_required(Role.SUPPORT, Role.DEVELOPER)
+def detail(request: HttpRequest, pk: int):
+    investigation = selectors.investigation_get_for(user=request.user, pk=pk)
+    return render(request, "triage/detail.html", _detail_context(request, investigation))
+
+
+@support_only
+@require_POST
+def transition(request: HttpRequest, pk: int):
+    investigation = get_object_or_404(Investigation, pk=pk)
+    form = TransitionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("triage:detail", pk=pk)
+    try:
+        services.investigation_transition(
+            investigation=investigation, actor=request.user, status=form.cleaned_data["status"],
+            resolution=form.cleaned_data["resolution"], duplicate_of=form.cleaned_data["duplicate_of"],
+        )  # fmt: skip
+        messages.success(request, f"{investigation.number} is now {investigation.get_status_display()}.")
+    except services.TransitionError as error:
+        messages.error(request, str(error))
+    return redirect("triage:detail", pk=pk)
+
+
+@support_only
+@require_POST
+def finding_status(request: HttpRequest, pk: int):
+    finding = get_object_or_404(Finding.objects.select_related("investigation"), pk=pk)
+    form = FindingStatusForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.finding_set_status(finding=finding, actor=request.user, status=form.cleaned_data["status"], reason=form.cleaned_data["reason"])
+        except services.TransitionError as exc:
+            error = str(exc)
+    else:
+        error = "Pick a status."
+    finding.refresh_from_db()
+    if request.htmx:
+        response = render(request, "triage/detail.html#finding", {"finding": finding, "finding_error": error, "finding_statuses": Finding.Status.choices, "support": True})
+        return response
+    if error:
+        messages.error(request, error)
+    return redirect("triage:detail", pk=finding.investigation_id)
+
+
+@support_only
+@require_POST
+def action_toggle(request: HttpRequest, pk: int):
+    item = get_object_or_404(ActionItem.objects.select_related("investigation"), pk=pk)
+    services.action_item_toggle(item=item, actor=request.user)
+    if request.htmx:
+        return render(request, "triage/detail.html#action_item", {"item": item, "support": True})
+    return redirect("triage:detail", pk=item.investigation_id)
+
+
+@support_only
+@require_POST
+def comment(request: HttpRequest, pk: int):
+    investigation = get_object_or_404(Investigation, pk=pk)
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        try:
+            _, redactions = services.comment_add(
+                investigation=investigation, actor=request.user, body=form.cleaned_data["body"], internal=form.cleaned_data["internal"]
+            )
+            _tell_redactions(request, redactions)
+        except ValueError as error:
+            messages.error(request, str(error))
+    else:
+        messages.error(request, "Write something to comment.")
+    return redirect("triage:detail", pk=pk)
+
+
+@support_only
+@require_http_methods(["GET", "POST"])
+def import_plan(request: HttpRequest):
+    form = ImportForm(request.POST if request.method == "POST" else None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            investigation, redactions, plan = services.investigation_import(actor=request.user, raw=form.cleaned_data["raw"])
+        except PlanError as error:
+            form.add_error(None, str(error))
+        else:
+            _tell_redactions(request, redactions)
+            messages.success(
+                request,
+                f"Imported {investigation.number}: {len(plan.findings)} findings, {len(plan.action_items)} action items"
+                + (f", {len(plan.notes)} sections kept as notes" if plan.notes else "") + ".",
+            )
+            return redirect("triage:detail", pk=investigation.pk)
+    return render(request, "triage/import.html", {"form": form})
+
+
+@support_only
+def export(request: HttpRequest, pk: int):
+    investigation = get_object_or_404(Investigation, pk=pk)
+    response = HttpResponse(export_plan(services.investigation_plan(investigation)), content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{investigation.number}.md"'
+    return response
+
+
+@role_required(Role.DEVELOPER, Role.SUPPORT)
+def my_reports(request: HttpRequest):
+    page = Paginator(selectors.reports_of(user=request.user), PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "triage/my_reports.html", {"page": page})

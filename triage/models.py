@@ -1,0 +1,157 @@
+from django.conf import settings
+from django.db import models
+
+
+class Severity(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+
+class Component(models.Model):
+    """The managed list of affected components (SDK tracking module, MLflow auth config, ...)."""
+
+    name = models.CharField(max_length=80, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Investigation(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        INVESTIGATING = "investigating", "Investigating"
+        ROOT_CAUSE_IDENTIFIED = "root_cause_identified", "Root cause identified"
+        FIXING = "fixing", "Fixing"
+        MONITORING = "monitoring", "Monitoring"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
+
+    class Resolution(models.TextChoices):
+        NONE = "", "—"
+        FIXED = "fixed", "Fixed"
+        FALSE_POSITIVE = "false_positive", "False positive"
+        DUPLICATE = "duplicate", "Duplicate"
+        CANNOT_REPRODUCE = "cannot_reproduce", "Cannot reproduce"
+        WONT_FIX = "wont_fix", "Won't fix"
+
+    OPEN_STATUSES = (Status.NEW, Status.INVESTIGATING, Status.ROOT_CAUSE_IDENTIFIED, Status.FIXING, Status.MONITORING)
+
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.MEDIUM, db_index=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.NEW, db_index=True)
+    resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True, default="")
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_investigations")
+    owner_label = models.CharField(max_length=120, blank=True, help_text="Owner as written in an imported plan.")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reported_investigations")
+    next_review = models.DateField(null=True, blank=True)
+    review_cadence = models.CharField(max_length=120, blank=True, help_text="e.g. Daily until resolution")
+    environment = models.JSONField(default=dict, blank=True, help_text="Python, SDK version/commit, MLflow version, extra key/values.")
+    components = models.ManyToManyField(Component, blank=True, related_name="investigations")
+    impact_user = models.TextField(blank=True)
+    impact_business = models.TextField(blank=True)
+    impact_platform = models.TextField(blank=True)
+    reproduction_steps = models.TextField(blank=True, help_text="Markdown with code blocks.")
+    risks = models.TextField(blank=True)
+    mitigations = models.TextField(blank=True)
+    component_details = models.TextField(blank=True, help_text="The plan's own description of the affected components.")
+    notes = models.JSONField(default=list, blank=True, help_text="Sections of an imported plan the importer did not map, kept verbatim.")
+    fingerprint = models.CharField(max_length=200, blank=True, db_index=True, help_text="step:cause:server version, for grouping reports.")
+    affected_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="affected_by")
+    created_at = models.DateTimeField(db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "severity"])]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    @property
+    def number(self) -> str:
+        return f"INV-{self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class Finding(models.Model):
+    """A reported issue inside an investigation, with its verdict."""
+
+    class Status(models.TextChoices):
+        REPORTED = "reported", "Reported"
+        INVESTIGATING = "investigating", "Investigating"
+        VERIFIED = "verified", "Verified"
+        FALSE_POSITIVE = "false_positive", "False positive"
+        NEEDS_INVESTIGATION = "needs_investigation", "Needs investigation"
+        RESOLVED = "resolved", "Resolved"
+
+    VERDICTS = (Status.VERIFIED, Status.FALSE_POSITIVE)
+
+    investigation = models.ForeignKey(Investigation, on_delete=models.CASCADE, related_name="findings")
+    position = models.PositiveSmallIntegerField(default=0)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.REPORTED)
+    verdict_reason = models.TextField(blank=True, help_text="Required for verified and false positive.")
+    root_cause = models.TextField(blank=True)
+    possible_causes = models.TextField(blank=True)
+    evidence = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["investigation", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ActionItem(models.Model):
+    investigation = models.ForeignKey(Investigation, on_delete=models.CASCADE, related_name="action_items")
+    position = models.PositiveSmallIntegerField(default=0)
+    phase = models.CharField(max_length=120, blank=True, help_text="e.g. Phase 2: Authentication Deep Dive")
+    priority = models.CharField(max_length=10, choices=Severity.choices, default=Severity.MEDIUM)
+    title = models.CharField(max_length=300)
+    done = models.BooleanField(default=False)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    timeframe = models.CharField(max_length=60, blank=True, help_text="e.g. Within 24 hours")
+    due = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["investigation", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class TimelineEvent(models.Model):
+    """Append-only: every change (field, old -> new) and every comment, who and when."""
+
+    class Kind(models.TextChoices):
+        CHANGE = "change", "Change"
+        COMMENT = "comment", "Comment"
+
+    investigation = models.ForeignKey(Investigation, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    subject = models.CharField(max_length=200, blank=True, help_text="What changed: a field, or a finding/action item.")
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    internal = models.BooleanField(default=True, help_text="Support only; false = visible to the reporter.")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject}"

@@ -1,0 +1,241 @@
+"""Triage writes. Every free-text field is redacted on save (API keys, bearer tokens -> masked) and
+every change lands in the append-only timeline."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+
+from django.db import transaction
+from django.utils import timezone
+
+from hokusai_portal.redaction import redact
+
+from .markdown_io import Plan, parse_plan
+from .models import ActionItem, Component, Finding, Investigation, TimelineEvent
+
+S = Investigation.Status
+# Validated transitions: no skipping ahead; resolving from anywhere open needs a resolution.
+TRANSITIONS: dict[str, set[str]] = {
+    S.NEW: {S.INVESTIGATING, S.RESOLVED},
+    S.INVESTIGATING: {S.ROOT_CAUSE_IDENTIFIED, S.RESOLVED},
+    S.ROOT_CAUSE_IDENTIFIED: {S.FIXING, S.INVESTIGATING, S.RESOLVED},
+    S.FIXING: {S.MONITORING, S.ROOT_CAUSE_IDENTIFIED, S.RESOLVED},
+    S.MONITORING: {S.RESOLVED, S.FIXING},
+    S.RESOLVED: {S.CLOSED, S.INVESTIGATING},  # reopen
+    S.CLOSED: {S.INVESTIGATING},  # reopen
+}
+# Resolved straight from these needs a resolution other than "fixed": nothing was fixed yet.
+UNFIXED_STATES = {S.NEW, S.INVESTIGATING}
+INVESTIGATION_TEXT_FIELDS = (
+    "title", "summary", "impact_user", "impact_business", "impact_platform",
+    "reproduction_steps", "risks", "mitigations", "owner_label", "review_cadence", "component_details",
+)  # fmt: skip
+FINDING_TEXT_FIELDS = ("title", "description", "verdict_reason", "root_cause", "possible_causes", "evidence")
+
+
+class TransitionError(ValueError):
+    pass
+
+
+@dataclass
+class Redactions:
+    count: int = 0
+    fields: list[str] = field(default_factory=list)
+
+    def clean(self, label: str, value):
+        if isinstance(value, str):
+            cleaned, found = redact(value)
+            if found:
+                self.count += found
+                self.fields.append(label)
+            return cleaned
+        if isinstance(value, dict):
+            return {k: self.clean(f"{label}.{k}", v) for k, v in value.items()}
+        return value
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.count} API key{'s' if self.count != 1 else ''} or token{'s' if self.count != 1 else ''} "
+            f"replaced by their masked form ({', '.join(sorted(set(self.fields)))})."
+        )
+
+
+def _event(investigation, actor, subject: str, old="", new="", *, kind=TimelineEvent.Kind.CHANGE, body="", internal=True):
+    return TimelineEvent.objects.create(
+        investigation=investigation, actor=actor, kind=kind, subject=subject,
+        old_value=str(old or ""), new_value=str(new or ""), body=body, internal=internal,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def investigation_create(
+    *, actor, data: dict, findings: list[dict] = (), action_items: list[dict] = (), component_names: list[str] = ()
+) -> tuple[Investigation, Redactions]:
+    redactions = Redactions()
+    values = {key: redactions.clean(key, value) for key, value in data.items()}
+    values.setdefault("created_at", timezone.now())
+    values.setdefault("reporter", actor)
+    investigation = Investigation.objects.create(**values)
+    if component_names:
+        investigation.components.set(Component.objects.filter(name__in=component_names))
+    for position, finding in enumerate(findings, start=1):
+        Finding.objects.create(
+            investigation=investigation, position=position,
+            **{k: redactions.clean(f"finding.{k}", v) for k, v in finding.items()},
+        )  # fmt: skip
+    for position, item in enumerate(action_items, start=1):
+        ActionItem.objects.create(
+            investigation=investigation, position=position,
+            **{k: redactions.clean(f"action_item.{k}", v) for k, v in item.items()},
+        )  # fmt: skip
+    _event(investigation, actor, "created", new=investigation.get_status_display())
+    return investigation, redactions
+
+
+@transaction.atomic
+def investigation_update(*, investigation: Investigation, actor, **fields) -> Redactions:
+    """Change plain fields (not status: use investigation_transition), one timeline event per change."""
+    redactions = Redactions()
+    changed = []
+    for name, value in fields.items():
+        value = redactions.clean(name, value)
+        old = getattr(investigation, name)
+        if old != value:
+            setattr(investigation, name, value)
+            changed.append(name)
+            _event(investigation, actor, name, old, value)
+    if changed:
+        investigation.save(update_fields=[*changed, "updated_at"])
+    return redactions
+
+
+@transaction.atomic
+def investigation_set_components(*, investigation: Investigation, actor, components) -> None:
+    old = sorted(investigation.components.values_list("name", flat=True))
+    new = sorted(c.name for c in components)
+    if old != new:
+        investigation.components.set(components)
+        _event(investigation, actor, "components", ", ".join(old), ", ".join(new))
+
+
+@transaction.atomic
+def investigation_transition(
+    *, investigation: Investigation, actor, status: str, resolution: str = "", duplicate_of: Investigation | None = None
+) -> Investigation:
+    current = investigation.status
+    if status == current:
+        return investigation
+    if status not in TRANSITIONS.get(current, set()):
+        raise TransitionError(
+            f"{investigation.number} cannot go from “{S(current).label}” to “{S(status).label}”. "
+            f"Next steps from here: {', '.join(S(s).label for s in sorted(TRANSITIONS[current]))}."
+        )
+    if status == S.RESOLVED:
+        if not resolution:
+            raise TransitionError("Say how it was resolved: fixed, false positive, duplicate, cannot reproduce or won't fix.")
+        if resolution == Investigation.Resolution.FIXED and current in UNFIXED_STATES:
+            raise TransitionError("Nothing can be fixed before its root cause is identified: move it along first.")
+        if resolution == Investigation.Resolution.DUPLICATE and (duplicate_of is None or duplicate_of.pk == investigation.pk):
+            raise TransitionError("A duplicate names the investigation it duplicates.")
+    old_resolution = investigation.get_resolution_display()
+    investigation.status = status
+    if status == S.RESOLVED:
+        investigation.resolution = resolution
+        investigation.duplicate_of = duplicate_of if resolution == Investigation.Resolution.DUPLICATE else None
+        investigation.resolved_at = timezone.now()
+    elif status == S.INVESTIGATING and current in (S.RESOLVED, S.CLOSED):
+        investigation.resolution = ""
+        investigation.duplicate_of = None
+        investigation.resolved_at = None
+    investigation.save()
+    _event(investigation, actor, "status", S(current).label, S(status).label, internal=False)
+    if investigation.get_resolution_display() != old_resolution:
+        _event(investigation, actor, "resolution", old_resolution, investigation.get_resolution_display(), internal=False)
+    return investigation
+
+
+@transaction.atomic
+def finding_set_status(*, finding: Finding, actor, status: str, reason: str = "") -> Finding:
+    redactions = Redactions()
+    reason = redactions.clean("verdict_reason", reason.strip())
+    if status in Finding.VERDICTS and not reason:
+        raise TransitionError(f"A “{Finding.Status(status).label}” verdict needs its reason.")
+    old = finding.get_status_display()
+    finding.status = status
+    if reason:
+        finding.verdict_reason = reason
+    finding.save(update_fields=["status", "verdict_reason"])
+    _event(
+        finding.investigation, actor, f"finding “{finding.title}”", old, finding.get_status_display(),
+        body=reason,
+    )  # fmt: skip
+    return finding
+
+
+@transaction.atomic
+def action_item_toggle(*, item: ActionItem, actor) -> ActionItem:
+    item.done = not item.done
+    item.save(update_fields=["done"])
+    _event(item.investigation, actor, f"action “{item.title}”", "open" if item.done else "done", "done" if item.done else "open")
+    return item
+
+
+def comment_add(*, investigation: Investigation, actor, body: str, internal: bool = True) -> tuple[TimelineEvent, Redactions]:
+    redactions = Redactions()
+    body = redactions.clean("comment", body.strip())
+    if not body:
+        raise ValueError("Write something to comment.")
+    return _event(investigation, actor, "comment", kind=TimelineEvent.Kind.COMMENT, body=body, internal=internal), redactions
+
+
+def _clean_notes(redactions: Redactions, notes: list[str]) -> list[str]:
+    return [redactions.clean("notes", note) for note in notes]
+
+
+@transaction.atomic
+def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Redactions, Plan]:
+    """A Markdown plan -> a structured investigation, all or nothing. Raises markdown_io.PlanError."""
+    plan = parse_plan(raw)
+    redactions = Redactions()
+    data = {
+        "title": plan.title, "summary": plan.summary, "severity": plan.severity, "status": plan.status,
+        "environment": plan.environment, "impact_user": plan.impact_user, "impact_business": plan.impact_business,
+        "impact_platform": plan.impact_platform, "reproduction_steps": plan.reproduction_steps, "risks": plan.risks,
+        "mitigations": plan.mitigations, "owner_label": plan.owner_label, "review_cadence": plan.review_cadence,
+        "next_review": plan.next_review, "component_details": plan.component_details,
+        "notes": _clean_notes(redactions, plan.notes),
+    }  # fmt: skip
+    if plan.created:
+        data["created_at"] = datetime.combine(plan.created, time(), tzinfo=UTC)
+    if plan.status in (S.RESOLVED, S.CLOSED):
+        data["resolved_at"] = data.get("created_at") or timezone.now()
+    findings = [
+        {k: f.get(k, "") for k in ("title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence")}
+        for f in plan.findings
+    ]
+    items = [{k: i.get(k, "") for k in ("phase", "priority", "title", "done", "timeframe")} for i in plan.action_items]
+    investigation, created_redactions = investigation_create(
+        actor=actor, data=data, findings=findings, action_items=items, component_names=plan.components
+    )
+    redactions.count += created_redactions.count
+    redactions.fields += created_redactions.fields
+    _event(investigation, actor, "imported", new=f"{len(findings)} findings, {len(items)} action items, {len(plan.notes)} notes kept")
+    return investigation, redactions, plan
+
+
+def investigation_plan(investigation: Investigation):
+    """The investigation as a markdown_io.Plan, for export."""
+    return Plan(
+        title=investigation.title, summary=investigation.summary, severity=investigation.severity,
+        status=investigation.status, environment=investigation.environment,
+        components=sorted(investigation.components.values_list("name", flat=True)),
+        impact_user=investigation.impact_user, impact_business=investigation.impact_business,
+        impact_platform=investigation.impact_platform, reproduction_steps=investigation.reproduction_steps,
+        risks=investigation.risks, mitigations=investigation.mitigations,
+        findings=list(investigation.findings.values("title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence")),
+        action_items=list(investigation.action_items.values("phase", "priority", "title", "done", "timeframe")),
+        owner_label=investigation.owner_label or (investigation.owner.get_username() if investigation.owner else ""),
+        created=investigation.created_at.date(), next_review=investigation.next_review,
+        review_cadence=investigation.review_cadence, component_details=investigation.component_details,
+        notes=list(investigation.notes),
+    )  # fmt: skip
