@@ -12,4 +12,5 @@ urlpatterns = [
     path("checks/<int:run_id>/", views.check_run, name="check_run"),
     path("checks/<int:run_id>/retry/", views.check_run_retry, name="check_run_retry"),
     path("registration/", views.registration, name="registration"),
+    path("checks/<int:run_id>/report/", views.report_problem, name="report_problem"),
 ]

@@ -114,3 +114,28 @@ def registration(request: HttpRequest):
         registration = services.registration_start(user=request.user, request=form.registration_request)
         return redirect("onboarding:check_run", run_id=registration.check_run_id)
     return render(request, "onboarding/registration.html", {**state, "form": form, "current": "registration"})
+
+
+@onboarding_role
+@require_POST
+def report_problem(request: HttpRequest, run_id: int):
+    from triage.services import ReportError, problem_report
+
+    run = selectors.check_run_owned_by(user=request.user, run_id=run_id)
+    try:
+        investigation, created = problem_report(
+            run=run,
+            reporter=request.user,
+            consent_rerun=request.POST.get("consent_rerun") == "on",
+            note=request.POST.get("note", "")[:5000],
+        )
+    except ReportError as error:
+        messages.error(request, str(error))
+        return redirect("onboarding:check_run", run_id=run_id)
+    if created:
+        messages.success(
+            request, f"Reported as {investigation.number}. Support will look at it; follow it under My reports."
+        )
+    else:
+        messages.success(request, f"Others hit this too: your report was added to {investigation.number}.")
+    return redirect("triage:detail", pk=investigation.pk)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ActionItem, Component, Finding, Investigation, TimelineEvent
+from .models import ActionItem, Component, Finding, Investigation, Report, TimelineEvent
 
 
 @admin.register(Component)
@@ -28,7 +28,6 @@ class InvestigationAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     raw_id_fields = ["owner", "reporter", "duplicate_of"]
     filter_horizontal = ["components"]
-    readonly_fields = ["affected_users"]
     inlines = [FindingInline, ActionItemInline]
     date_hierarchy = "created_at"
 
@@ -61,3 +60,9 @@ class TimelineEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    list_display = ["investigation", "reporter", "check_run", "consent_rerun", "created_at"]
+    raw_id_fields = ["investigation", "reporter", "check_run"]

@@ -19,7 +19,9 @@ class InvestigationForm(forms.ModelForm):
     env_extra = forms.CharField(
         label="Other environment (key=value per line)", required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
-    components = forms.ModelMultipleChoiceField(queryset=Component.objects.all(), required=False, widget=forms.CheckboxSelectMultiple)
+    components = forms.ModelMultipleChoiceField(
+        queryset=Component.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+    )
 
     class Meta:
         model = Investigation
@@ -58,7 +60,10 @@ class InvestigationForm(forms.ModelForm):
         return extra
 
     def environment(self) -> dict:
-        env = {name: self.cleaned_data[f"env_{name}"].strip() for name in ("python", "sdk_version", "sdk_commit", "mlflow_version")}
+        env = {
+            name: self.cleaned_data[f"env_{name}"].strip()
+            for name in ("python", "sdk_version", "sdk_commit", "mlflow_version")
+        }
         env = {k: v for k, v in env.items() if v}
         if self.cleaned_data["env_extra"]:
             env["extra"] = self.cleaned_data["env_extra"]
@@ -102,7 +107,9 @@ class ImportForm(forms.Form):
         upload = cleaned.get("file")
         if upload is not None:
             if upload.size > MAX_BYTES:
-                raise forms.ValidationError(f"The file is {upload.size // 1024} KiB; plans over {MAX_BYTES // 1024} KiB are not imported.")
+                raise forms.ValidationError(
+                    f"The file is {upload.size // 1024} KiB; plans over {MAX_BYTES // 1024} KiB are not imported."
+                )
             cleaned["raw"] = upload.read()
         elif cleaned.get("text", "").strip():
             cleaned["raw"] = cleaned["text"]

@@ -18,10 +18,20 @@ FINDING_STATUS_WORDS = [
     (re.compile(r"INVESTIGATING|IN PROGRESS", re.I), "investigating"),
 ]
 COMPONENT_KEYWORDS = [
-    *((name.lower(), name) for name in (
-        "SDK tracking module", "SDK registry", "SDK auth client", "MLflow auth config", "MLflow tracking server",
-        "Auth service", "API gateway", "Website docs", "Onboarding portal",
-    )),
+    *(
+        (name.lower(), name)
+        for name in (
+            "SDK tracking module",
+            "SDK registry",
+            "SDK auth client",
+            "MLflow auth config",
+            "MLflow tracking server",
+            "Auth service",
+            "API gateway",
+            "Website docs",
+            "Onboarding portal",
+        )
+    ),
     ("tracking/__init__", "SDK tracking module"),
     ("hokusai.tracking", "SDK tracking module"),
     ("core/registry", "SDK registry"),
@@ -171,7 +181,9 @@ def _parse_summary(plan: Plan, body: str) -> None:
         if key.startswith("reported issues"):
             for line in _bullets(sub):
                 title, _, description = _strip_md(line).partition(" - ")
-                plan.findings.append({"title": title.strip()[:200], "description": description.strip(), "status": "reported"})
+                plan.findings.append(
+                    {"title": title.strip()[:200], "description": description.strip(), "status": "reported"}
+                )
         elif key.startswith("user environment") or key == "environment":
             plan.environment = _parse_environment(sub)
         elif heading == "":
@@ -228,7 +240,9 @@ def _parse_findings(plan: Plan, body: str) -> None:
         status = _finding_status(status_line) if status_line else _finding_status(heading)
         # "FALSE POSITIVE - Components exist ..." -> the reason is what follows the verdict words
         reason = status_line.split(" - ", 1)[1].strip() if " - " in status_line else status_line
-        bullets = [b for b in _bullets(sub) if not b.startswith("**Possible causes**") and not b.startswith("**Root cause**")]
+        bullets = [
+            b for b in _bullets(sub) if not b.startswith("**Possible causes**") and not b.startswith("**Root cause**")
+        ]
         finding = {
             "title": title[:200],
             "status": status,
@@ -250,7 +264,11 @@ def _match_reported_to_status(plan: Plan) -> None:
     status_findings = getattr(plan, "_status_findings", [])
     unmatched = list(status_findings)
     for finding in plan.findings:
-        best = max(unmatched, key=lambda s: len(_words(s["title"]) & _words(finding["title"] + " " + finding["description"])), default=None)
+        best = max(
+            unmatched,
+            key=lambda s: len(_words(s["title"]) & _words(finding["title"] + " " + finding["description"])),
+            default=None,
+        )
         if best and _words(best["title"]) & _words(finding["title"] + " " + finding["description"]):
             unmatched.remove(best)
             finding.update({k: v for k, v in best.items() if k != "title"})
@@ -368,11 +386,24 @@ def export_plan(plan: Plan) -> str:
         key = (item["phase"], item.get("timeframe") or item["priority"])
         bucket.setdefault(key, []).append(item)
     for (phase, priority), items in phases.items():
-        out += [f"### {phase} (Priority: {priority.upper()})"] + [f"- [{'x' if i['done'] else ' '}] {i['title']}" for i in items] + [""]
+        out += (
+            [f"### {phase} (Priority: {priority.upper()})"]
+            + [f"- [{'x' if i['done'] else ' '}] {i['title']}" for i in items]
+            + [""]
+        )
     out += ["## Next Steps", ""]
     for (phase, timeframe), items in steps.items():
         out += [f"### {phase} ({timeframe}):"] + [f"{n}. {i['title']}" for n, i in enumerate(items, start=1)] + [""]
-    out += ["## Risk Assessment", "", "### High Risk Areas:", plan.risks, "", "### Mitigation Strategies:", plan.mitigations, ""]
+    out += [
+        "## Risk Assessment",
+        "",
+        "### High Risk Areas:",
+        plan.risks,
+        "",
+        "### Mitigation Strategies:",
+        plan.mitigations,
+        "",
+    ]
     for note in plan.notes:
         out += [note if note.startswith("#") else f"## Notes\n{note}", ""]
     out += ["---", ""]

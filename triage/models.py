@@ -47,13 +47,25 @@ class Investigation(models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.MEDIUM, db_index=True)
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.NEW, db_index=True)
     resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True, default="")
-    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_investigations")
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_investigations"
+    )
     owner_label = models.CharField(max_length=120, blank=True, help_text="Owner as written in an imported plan.")
-    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reported_investigations")
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reported_investigations",
+    )
     next_review = models.DateField(null=True, blank=True)
     review_cadence = models.CharField(max_length=120, blank=True, help_text="e.g. Daily until resolution")
-    environment = models.JSONField(default=dict, blank=True, help_text="Python, SDK version/commit, MLflow version, extra key/values.")
+    environment = models.JSONField(
+        default=dict, blank=True, help_text="Python, SDK version/commit, MLflow version, extra key/values."
+    )
     components = models.ManyToManyField(Component, blank=True, related_name="investigations")
     impact_user = models.TextField(blank=True)
     impact_business = models.TextField(blank=True)
@@ -62,9 +74,12 @@ class Investigation(models.Model):
     risks = models.TextField(blank=True)
     mitigations = models.TextField(blank=True)
     component_details = models.TextField(blank=True, help_text="The plan's own description of the affected components.")
-    notes = models.JSONField(default=list, blank=True, help_text="Sections of an imported plan the importer did not map, kept verbatim.")
-    fingerprint = models.CharField(max_length=200, blank=True, db_index=True, help_text="step:cause:server version, for grouping reports.")
-    affected_users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="affected_by")
+    notes = models.JSONField(
+        default=list, blank=True, help_text="Sections of an imported plan the importer did not map, kept verbatim."
+    )
+    fingerprint = models.CharField(
+        max_length=200, blank=True, db_index=True, help_text="step:cause:server version, for grouping reports."
+    )
     created_at = models.DateTimeField(db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -155,3 +170,25 @@ class TimelineEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject}"
+
+
+class Report(models.Model):
+    """A developer's "Report a problem" from a failed check, attached to the investigation its
+    fingerprint groups it into. One per (investigation, reporter): the count of affected users."""
+
+    investigation = models.ForeignKey(Investigation, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="problem_reports")
+    check_run = models.ForeignKey(
+        "onboarding.CheckRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+    consent_rerun = models.BooleanField(
+        default=False, help_text="Support may re-run the check with the reporter's key."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["investigation", "reporter"], name="one_report_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.reporter} on {self.investigation.number}"

@@ -22,7 +22,11 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
 
     queryset = Investigation.objects.select_related("owner")
     if status := filters.get("status"):
-        queryset = queryset.filter(status=status) if status != "open" else queryset.filter(status__in=Investigation.OPEN_STATUSES)
+        queryset = (
+            queryset.filter(status=status)
+            if status != "open"
+            else queryset.filter(status__in=Investigation.OPEN_STATUSES)
+        )
     if severity := filters.get("severity"):
         queryset = queryset.filter(severity=severity)
     if owner := filters.get("owner"):
@@ -37,7 +41,9 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
     sort = SORTS.get(filters.get("sort") or "newest", SORTS["newest"])
     if sort[0] == "severity_rank":
         queryset = queryset.annotate(
-            severity_rank=Case(*(When(severity=s, then=Value(r)) for s, r in SEVERITY_RANK.items()), output_field=IntegerField())
+            severity_rank=Case(
+                *(When(severity=s, then=Value(r)) for s, r in SEVERITY_RANK.items()), output_field=IntegerField()
+            )
         )
     return queryset.order_by(*sort)
 
@@ -46,7 +52,7 @@ def investigation_get_for(*, user, pk: int) -> Investigation:
     """Support engineers see every investigation; a reporter only the ones they reported (404 otherwise)."""
     queryset = Investigation.objects.select_related("owner", "reporter", "duplicate_of")
     if not has_role(user, Role.SUPPORT):
-        queryset = queryset.filter(Q(reporter=user) | Q(affected_users=user)).distinct()
+        queryset = queryset.filter(Q(reporter=user) | Q(reports__reporter=user)).distinct()
     try:
         return queryset.get(pk=pk)
     except Investigation.DoesNotExist:
@@ -54,7 +60,7 @@ def investigation_get_for(*, user, pk: int) -> Investigation:
 
 
 def reports_of(*, user) -> QuerySet[Investigation]:
-    return Investigation.objects.filter(Q(reporter=user) | Q(affected_users=user)).distinct().order_by("-created_at")
+    return Investigation.objects.filter(Q(reporter=user) | Q(reports__reporter=user)).distinct().order_by("-created_at")
 
 
 def filter_choices() -> dict:
@@ -64,5 +70,10 @@ def filter_choices() -> dict:
         "severities": Severity.choices,
         "owners": support,
         "components": Component.objects.all(),
-        "sorts": [("newest", "Newest"), ("oldest", "Oldest"), ("updated", "Recently updated"), ("severity", "Severity")],
+        "sorts": [
+            ("newest", "Newest"),
+            ("oldest", "Oldest"),
+            ("updated", "Recently updated"),
+            ("severity", "Severity"),
+        ],
     }

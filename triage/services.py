@@ -10,7 +10,7 @@ from django.utils import timezone
 from hokusai_portal.redaction import redact
 
 from .markdown_io import Plan, parse_plan
-from .models import ActionItem, Component, Finding, Investigation, TimelineEvent
+from .models import ActionItem, Component, Finding, Investigation, Report, TimelineEvent
 
 S = Investigation.Status
 # Validated transitions: no skipping ahead; resolving from anywhere open needs a resolution.
@@ -60,7 +60,9 @@ class Redactions:
         )
 
 
-def _event(investigation, actor, subject: str, old="", new="", *, kind=TimelineEvent.Kind.CHANGE, body="", internal=True):
+def _event(
+    investigation, actor, subject: str, old="", new="", *, kind=TimelineEvent.Kind.CHANGE, body="", internal=True
+):
     return TimelineEvent.objects.create(
         investigation=investigation, actor=actor, kind=kind, subject=subject,
         old_value=str(old or ""), new_value=str(new or ""), body=body, internal=internal,
@@ -132,10 +134,14 @@ def investigation_transition(
         )
     if status == S.RESOLVED:
         if not resolution:
-            raise TransitionError("Say how it was resolved: fixed, false positive, duplicate, cannot reproduce or won't fix.")
+            raise TransitionError(
+                "Say how it was resolved: fixed, false positive, duplicate, cannot reproduce or won't fix."
+            )
         if resolution == Investigation.Resolution.FIXED and current in UNFIXED_STATES:
             raise TransitionError("Nothing can be fixed before its root cause is identified: move it along first.")
-        if resolution == Investigation.Resolution.DUPLICATE and (duplicate_of is None or duplicate_of.pk == investigation.pk):
+        if resolution == Investigation.Resolution.DUPLICATE and (
+            duplicate_of is None or duplicate_of.pk == investigation.pk
+        ):
             raise TransitionError("A duplicate names the investigation it duplicates.")
     old_resolution = investigation.get_resolution_display()
     investigation.status = status
@@ -150,7 +156,9 @@ def investigation_transition(
     investigation.save()
     _event(investigation, actor, "status", S(current).label, S(status).label, internal=False)
     if investigation.get_resolution_display() != old_resolution:
-        _event(investigation, actor, "resolution", old_resolution, investigation.get_resolution_display(), internal=False)
+        _event(
+            investigation, actor, "resolution", old_resolution, investigation.get_resolution_display(), internal=False
+        )
     return investigation
 
 
@@ -176,16 +184,26 @@ def finding_set_status(*, finding: Finding, actor, status: str, reason: str = ""
 def action_item_toggle(*, item: ActionItem, actor) -> ActionItem:
     item.done = not item.done
     item.save(update_fields=["done"])
-    _event(item.investigation, actor, f"action “{item.title}”", "open" if item.done else "done", "done" if item.done else "open")
+    _event(
+        item.investigation,
+        actor,
+        f"action “{item.title}”",
+        "open" if item.done else "done",
+        "done" if item.done else "open",
+    )
     return item
 
 
-def comment_add(*, investigation: Investigation, actor, body: str, internal: bool = True) -> tuple[TimelineEvent, Redactions]:
+def comment_add(
+    *, investigation: Investigation, actor, body: str, internal: bool = True
+) -> tuple[TimelineEvent, Redactions]:
     redactions = Redactions()
     body = redactions.clean("comment", body.strip())
     if not body:
         raise ValueError("Write something to comment.")
-    return _event(investigation, actor, "comment", kind=TimelineEvent.Kind.COMMENT, body=body, internal=internal), redactions
+    return _event(
+        investigation, actor, "comment", kind=TimelineEvent.Kind.COMMENT, body=body, internal=internal
+    ), redactions
 
 
 def _clean_notes(redactions: Redactions, notes: list[str]) -> list[str]:
@@ -210,7 +228,10 @@ def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Red
     if plan.status in (S.RESOLVED, S.CLOSED):
         data["resolved_at"] = data.get("created_at") or timezone.now()
     findings = [
-        {k: f.get(k, "") for k in ("title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence")}
+        {
+            k: f.get(k, "")
+            for k in ("title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence")
+        }
         for f in plan.findings
     ]
     items = [{k: i.get(k, "") for k in ("phase", "priority", "title", "done", "timeframe")} for i in plan.action_items]
@@ -219,7 +240,12 @@ def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Red
     )
     redactions.count += created_redactions.count
     redactions.fields += created_redactions.fields
-    _event(investigation, actor, "imported", new=f"{len(findings)} findings, {len(items)} action items, {len(plan.notes)} notes kept")
+    _event(
+        investigation,
+        actor,
+        "imported",
+        new=f"{len(findings)} findings, {len(items)} action items, {len(plan.notes)} notes kept",
+    )
     return investigation, redactions, plan
 
 
@@ -239,3 +265,141 @@ def investigation_plan(investigation: Investigation):
         review_cadence=investigation.review_cadence, component_details=investigation.component_details,
         notes=list(investigation.notes),
     )  # fmt: skip
+
+
+CAUSE_COMPONENTS = {
+    "AUTH_KEY_REJECTED": ["Auth service"],
+    "AUTH_SERVICE_UNAVAILABLE": ["Auth service"],
+    "AUTH_SCHEME_MISMATCH": ["MLflow auth config", "API gateway"],
+    "REGISTRY_ADMIN_REQUIRED": ["API gateway"],
+    "WRITE_PERMISSION_DENIED": ["API gateway"],
+    "PERMISSION_DENIED": ["API gateway"],
+    "RATE_LIMITED": ["API gateway"],
+    "KEY_FORMAT_INVALID": ["Website docs"],
+    "RUN_NOT_FOUND": ["SDK registry"],
+    "MODEL_ARTIFACT_MISSING": ["SDK registry"],
+    "METRIC_NOT_FOUND": ["SDK registry"],
+}
+URGENT_CAUSES = {
+    "REGISTRY_UNAVAILABLE",
+    "AUTH_SERVICE_UNAVAILABLE",
+    "REGISTRY_ADMIN_REQUIRED",
+    "TLS_CERT_INVALID",
+    "WORKER_LOST",
+}
+
+
+class ReportError(ValueError):
+    pass
+
+
+def run_fingerprint(run) -> str:
+    """step + cause code + server version: failures that share it are one problem (Sentry-style grouping)."""
+    steps = list(run.steps.all())
+    failing = next((s for s in steps if s.status == "fail"), None)
+    identity = next((s for s in steps if s.name == "identity"), None)
+    version = (identity.evidence or {}).get("version", "") if identity else ""
+    return f"{run.kind}:{failing.name if failing else 'run'}:{run.cause}:{version or 'unknown'}"
+
+
+def _steps_markdown(run) -> str:
+    lines = [f"Check #{run.pk} ({run.get_kind_display()}) against `{run.registry_url}`, key `{run.key_masked}`:", ""]
+    for step in run.steps.all():
+        lines.append(f"- **{step.title}**: {step.status} `{step.cause}` ({step.duration_ms} ms) — {step.message}")
+        if step.evidence and step.status in ("fail", "warn"):
+            evidence = ", ".join(f"{k}={str(v)[:160]}" for k, v in step.evidence.items())
+            lines.append(f"  - evidence: {evidence}")
+    return "\n".join(lines)
+
+
+@transaction.atomic
+def problem_report(*, run, reporter, consent_rerun: bool = False, note: str = "") -> tuple[Investigation, bool]:
+    """Attach a failed run to the open investigation with its fingerprint, or open one. Returns (investigation, created)."""
+    from onboarding.models import CheckRun
+
+    if run.user_id != reporter.pk:
+        raise ReportError("You can only report your own checks.")
+    if run.status not in (CheckRun.Status.FAILED, CheckRun.Status.LOST):
+        raise ReportError("Only a failed check can be reported.")
+    fingerprint = run_fingerprint(run)
+    redactions = Redactions()
+    evidence = redactions.clean("evidence", _steps_markdown(run))
+    note = redactions.clean("note", note.strip())
+    investigation = (
+        Investigation.objects.select_for_update()
+        .filter(fingerprint=fingerprint, status__in=Investigation.OPEN_STATUSES)
+        .order_by("created_at")
+        .first()
+    )
+    created = investigation is None
+    failing = run.steps.filter(status="fail").first()
+    if created:
+        from onboarding.diagnosis import CAUSES
+
+        message, remedy = CAUSES.get(run.cause, ("", ""))
+        step_title = failing.title if failing else "The check"
+        identity = run.steps.filter(name="identity").first()
+        investigation, _ = investigation_create(
+            actor=reporter,
+            data={
+                "title": f"{step_title} fails with {run.cause}",
+                "summary": f"{message} Reported from a failed {run.get_kind_display().lower()} check."
+                + (f"\n\n{note}" if note else ""),
+                "severity": "high" if run.cause in URGENT_CAUSES else "medium",
+                "fingerprint": fingerprint,
+                "reporter": reporter,
+                "environment": {
+                    "extra": {
+                        "registry": run.registry_url,
+                        "server version": ((identity.evidence or {}).get("version", "") if identity else "")
+                        or "unknown",
+                        "key": run.key_masked,
+                    }
+                },
+            },
+            findings=[
+                {
+                    "title": f"{step_title}: {run.cause}",
+                    "description": f"{failing.message if failing else message}\n\nRemedy shown to the user: {remedy}",
+                    "status": "reported",
+                    "evidence": evidence,
+                }
+            ],  # fmt: skip
+            component_names=CAUSE_COMPONENTS.get(run.cause, ["MLflow tracking server"]),
+        )
+    report, report_created = Report.objects.get_or_create(
+        investigation=investigation, reporter=reporter, defaults={"check_run": run, "consent_rerun": consent_rerun}
+    )
+    if not report_created:
+        report.check_run, report.consent_rerun = run, consent_rerun
+        report.save(update_fields=["check_run", "consent_rerun"])
+    _event(
+        investigation, reporter, "report", new=f"check #{run.pk} by {reporter.get_username()}",
+        body=evidence + (f"\n\n{note}" if note and not created else ""),
+    )  # fmt: skip
+    return investigation, created
+
+
+@transaction.atomic
+def problem_report_rerun(*, report: Report, actor):
+    """Support re-runs the reporter's connectivity check with the reporter's saved key (they consented)."""
+    from onboarding.services import NoApiKey, connectivity_check_start
+
+    if not report.consent_rerun:
+        raise ReportError("The reporter did not agree to checks being re-run for them.")
+    try:
+        run = connectivity_check_start(
+            user=report.reporter, model_name=report.check_run.model_name if report.check_run else ""
+        )
+    except NoApiKey:
+        raise ReportError(
+            f"{report.reporter.get_username()} has no saved key any more: ask them to run the check."
+        ) from None
+    _event(
+        report.investigation,
+        actor,
+        "re-run",
+        new=f"check #{run.pk} for {report.reporter.get_username()}",
+        internal=False,
+    )
+    return run

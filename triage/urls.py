@@ -16,4 +16,5 @@ urlpatterns = [
     path("<int:pk>/export.md", views.export, name="export"),
     path("findings/<int:pk>/status/", views.finding_status, name="finding_status"),
     path("actions/<int:pk>/toggle/", views.action_toggle, name="action_toggle"),
+    path("reports/<int:pk>/rerun/", views.rerun, name="rerun"),
 ]

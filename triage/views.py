@@ -9,7 +9,7 @@ from accounts.roles import Role, has_role, role_required
 from . import selectors, services
 from .forms import CommentForm, FindingStatusForm, ImportForm, InvestigationForm, TransitionForm
 from .markdown_io import PlanError, export_plan
-from .models import ActionItem, Finding, Investigation
+from .models import ActionItem, Finding, Investigation, Report
 
 PER_PAGE = 50
 support_only = role_required(Role.SUPPORT)
@@ -29,7 +29,13 @@ def index(request: HttpRequest, queue: bool = False):
     page = Paginator(investigations.prefetch_related("components"), PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"page": page, "filters": filters, "query": query.urlencode(), "queue": queue, **selectors.filter_choices()}
+    context = {
+        "page": page,
+        "filters": filters,
+        "query": query.urlencode(),
+        "queue": queue,
+        **selectors.filter_choices(),
+    }
     template = "triage/index.html#results" if request.htmx else "triage/index.html"
     return render(request, template, context)
 
@@ -59,12 +65,16 @@ def create(request: HttpRequest):
 @require_http_methods(["GET", "POST"])
 def edit(request: HttpRequest, pk: int):
     investigation = get_object_or_404(Investigation, pk=pk)
-    form = InvestigationForm(request.POST if request.method == "POST" else None, instance=Investigation.objects.get(pk=pk))
+    form = InvestigationForm(
+        request.POST if request.method == "POST" else None, instance=Investigation.objects.get(pk=pk)
+    )
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if not k.startswith("env_") and k != "components"}
         data["environment"] = form.environment()
         redactions = services.investigation_update(investigation=investigation, actor=request.user, **data)
-        services.investigation_set_components(investigation=investigation, actor=request.user, components=form.cleaned_data["components"])
+        services.investigation_set_components(
+            investigation=investigation, actor=request.user, components=form.cleaned_data["components"]
+        )
         _tell_redactions(request, redactions)
         messages.success(request, f"{investigation.number} saved.")
         return redirect("triage:detail", pk=pk)
@@ -85,7 +95,8 @@ def _detail_context(request, investigation) -> dict:
         "transition_form": TransitionForm(initial={"status": investigation.status}),
         "comment_form": CommentForm(),
         "finding_statuses": Finding.Status.choices,
-        "affected_count": investigation.affected_users.count(),
+        "reports": investigation.reports.select_related("reporter", "check_run") if support else [],
+        "affected_count": investigation.reports.count(),
     }
 
 
@@ -122,14 +133,23 @@ def finding_status(request: HttpRequest, pk: int):
     error = ""
     if form.is_valid():
         try:
-            services.finding_set_status(finding=finding, actor=request.user, status=form.cleaned_data["status"], reason=form.cleaned_data["reason"])
+            services.finding_set_status(
+                finding=finding,
+                actor=request.user,
+                status=form.cleaned_data["status"],
+                reason=form.cleaned_data["reason"],
+            )
         except services.TransitionError as exc:
             error = str(exc)
     else:
         error = "Pick a status."
     finding.refresh_from_db()
     if request.htmx:
-        response = render(request, "triage/detail.html#finding", {"finding": finding, "finding_error": error, "finding_statuses": Finding.Status.choices, "support": True})
+        response = render(
+            request,
+            "triage/detail.html#finding",
+            {"finding": finding, "finding_error": error, "finding_statuses": Finding.Status.choices, "support": True},
+        )
         return response
     if error:
         messages.error(request, error)
@@ -154,7 +174,10 @@ def comment(request: HttpRequest, pk: int):
     if form.is_valid():
         try:
             _, redactions = services.comment_add(
-                investigation=investigation, actor=request.user, body=form.cleaned_data["body"], internal=form.cleaned_data["internal"]
+                investigation=investigation,
+                actor=request.user,
+                body=form.cleaned_data["body"],
+                internal=form.cleaned_data["internal"],
             )
             _tell_redactions(request, redactions)
         except ValueError as error:
@@ -170,7 +193,9 @@ def import_plan(request: HttpRequest):
     form = ImportForm(request.POST if request.method == "POST" else None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            investigation, redactions, plan = services.investigation_import(actor=request.user, raw=form.cleaned_data["raw"])
+            investigation, redactions, plan = services.investigation_import(
+                actor=request.user, raw=form.cleaned_data["raw"]
+            )
         except PlanError as error:
             form.add_error(None, str(error))
         else:
@@ -178,7 +203,8 @@ def import_plan(request: HttpRequest):
             messages.success(
                 request,
                 f"Imported {investigation.number}: {len(plan.findings)} findings, {len(plan.action_items)} action items"
-                + (f", {len(plan.notes)} sections kept as notes" if plan.notes else "") + ".",
+                + (f", {len(plan.notes)} sections kept as notes" if plan.notes else "")
+                + ".",
             )
             return redirect("triage:detail", pk=investigation.pk)
     return render(request, "triage/import.html", {"form": form})
@@ -187,7 +213,9 @@ def import_plan(request: HttpRequest):
 @support_only
 def export(request: HttpRequest, pk: int):
     investigation = get_object_or_404(Investigation, pk=pk)
-    response = HttpResponse(export_plan(services.investigation_plan(investigation)), content_type="text/markdown; charset=utf-8")
+    response = HttpResponse(
+        export_plan(services.investigation_plan(investigation)), content_type="text/markdown; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{investigation.number}.md"'
     return response
 
@@ -196,3 +224,16 @@ def export(request: HttpRequest, pk: int):
 def my_reports(request: HttpRequest):
     page = Paginator(selectors.reports_of(user=request.user), PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "triage/my_reports.html", {"page": page})
+
+
+@support_only
+@require_POST
+def rerun(request: HttpRequest, pk: int):
+    report = get_object_or_404(Report.objects.select_related("investigation", "reporter", "check_run"), pk=pk)
+    try:
+        run = services.problem_report_rerun(report=report, actor=request.user)
+    except services.ReportError as error:
+        messages.error(request, str(error))
+        return redirect("triage:detail", pk=report.investigation_id)
+    messages.success(request, f"Re-running the check for {report.reporter.get_username()}.")
+    return redirect("onboarding:check_run", run_id=run.pk)

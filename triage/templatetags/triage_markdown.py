@@ -18,4 +18,6 @@ def render_markdown(text: str) -> str:
     if not text:
         return ""
     html = markdown_lib.markdown(text, extensions=["fenced_code", "tables", "sane_lists"])
-    return mark_safe(nh3.clean(html, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}}, url_schemes={"http", "https", "mailto"}))
+    return mark_safe(
+        nh3.clean(html, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}}, url_schemes={"http", "https", "mailto"})
+    )

@@ -45,6 +45,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Imported {investigation.number}: {investigation.title}"))
         for finding in investigation.findings.all():
             self.stdout.write(f"  finding: {finding.title} [{finding.get_status_display()}]")
-        self.stdout.write(f"  {investigation.action_items.count()} action items; {len(plan.notes)} sections kept as notes")
+        self.stdout.write(
+            f"  {investigation.action_items.count()} action items; {len(plan.notes)} sections kept as notes"
+        )
         if redactions.count:
             self.stdout.write(self.style.WARNING(f"  {redactions.message}"))

@@ -1,0 +1,112 @@
+""" "Report a problem" from a failed check: grouped by fingerprint like Sentry, seen only by its
+reporters, re-runnable by support when the reporter agreed."""
+
+import pytest
+from django.urls import reverse
+
+from accounts.roles import Role
+from accounts.services import user_create
+from onboarding import services as onboarding
+from onboarding.models import CheckRun
+from tests.conftest import PASSWORD, key_appears_in_database, wait_for_run
+from triage import services
+from triage.models import Investigation
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _worker(celery_worker):
+    return celery_worker
+
+
+def failed_run(user, key, devstack, settings) -> CheckRun:
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    onboarding.api_key_save(user=user, raw_key=key)
+    run = wait_for_run(onboarding.connectivity_check_start(user=user).pk)
+    assert run.status == CheckRun.Status.FAILED
+    return run
+
+
+def report(client, user, run, consent=False):
+    client.force_login(user)
+    data = {"note": "Blocked since this morning"}
+    if consent:
+        data["consent_rerun"] = "on"
+    return client.post(reverse("onboarding:report_problem", args=[run.pk]), data, follow=True)
+
+
+def test_two_failures_with_the_same_fingerprint_land_in_one_investigation(
+    client, alice, dave, bob, devstack, devstack_keys, settings
+):
+    alice_run = failed_run(alice, devstack_keys["reader"], devstack, settings)
+    dave_run = failed_run(dave, devstack_keys["reader"], devstack, settings)
+    first = report(client, alice, alice_run, consent=True)
+    assert "Reported as INV-" in first.content.decode()
+    second = report(client, dave, dave_run)
+    assert "your report was added to INV-" in second.content.decode()
+    investigation = Investigation.objects.get()
+    assert investigation.reports.count() == 2
+    assert investigation.fingerprint == f"connectivity:write:WRITE_PERMISSION_DENIED:{run_version(alice_run)}"
+    assert investigation.findings.get().evidence.count("Write permission") == 1
+    assert key_appears_in_database(devstack_keys["reader"]) == []
+    client.force_login(bob)
+    assert (
+        'data-testid="affected">2 affected users'
+        in client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
+    )
+
+
+def run_version(run) -> str:
+    return run.steps.get(name="identity").evidence["version"]
+
+
+def test_a_reporter_sees_their_report_and_nobody_elses(client, alice, bob, devstack, devstack_keys, settings):
+    erin = user_create(username="erin", password=PASSWORD, role=Role.DEVELOPER)
+    run = failed_run(alice, devstack_keys["reader"], devstack, settings)
+    report(client, alice, run)
+    investigation = Investigation.objects.get()
+    services.comment_add(investigation=investigation, actor=bob, body="internal: check gateway scopes", internal=True)
+    services.comment_add(investigation=investigation, actor=bob, body="We are looking at it", internal=False)
+    client.force_login(alice)
+    assert investigation.number in client.get(reverse("triage:my_reports")).content.decode()
+    page = client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
+    assert "We are looking at it" in page and "check gateway scopes" not in page
+    client.force_login(erin)
+    assert investigation.number not in client.get(reverse("triage:my_reports")).content.decode()
+    assert client.get(reverse("triage:detail", args=[investigation.pk])).status_code == 404
+    for name in ("edit", "export", "transition", "comment"):
+        method = client.get if name in ("edit", "export") else client.post
+        assert method(reverse(f"triage:{name}", args=[investigation.pk])).status_code == 403, name
+    finding = investigation.findings.get()
+    assert client.post(reverse("triage:finding_status", args=[finding.pk]), {"status": "resolved"}).status_code == 403
+    assert client.post(reverse("onboarding:report_problem", args=[run.pk])).status_code == 403  # not erin's run
+
+
+def test_support_re_runs_the_check_for_a_reporter_who_agreed(
+    client, alice, dave, bob, devstack, devstack_keys, settings
+):
+    alice_run = failed_run(alice, devstack_keys["reader"], devstack, settings)
+    dave_run = failed_run(dave, devstack_keys["reader"], devstack, settings)
+    report(client, alice, alice_run, consent=True)
+    report(client, dave, dave_run, consent=False)
+    investigation = Investigation.objects.get()
+    alice_report = investigation.reports.get(reporter=alice)
+    dave_report = investigation.reports.get(reporter=dave)
+    onboarding.api_key_save(user=alice, raw_key=devstack_keys["writer"])  # the fix: alice got a writer key
+    client.force_login(bob)
+    response = client.post(reverse("triage:rerun", args=[alice_report.pk]))
+    new_run = wait_for_run(int(response["Location"].rstrip("/").rsplit("/", 1)[-1]))
+    assert new_run.user == alice and new_run.status == CheckRun.Status.PASSED
+    assert investigation.timeline.filter(subject="re-run", new_value__contains=f"#{new_run.pk}").exists()
+    response = client.post(reverse("triage:rerun", args=[dave_report.pk]), follow=True)
+    assert "did not agree" in response.content.decode()
+
+
+def test_a_passed_check_cannot_be_reported(client, alice, devstack, devstack_keys, settings):
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    onboarding.api_key_save(user=alice, raw_key=devstack_keys["writer"])
+    run = wait_for_run(onboarding.connectivity_check_start(user=alice).pk)
+    response = report(client, alice, run)
+    assert "Only a failed check can be reported." in response.content.decode()
+    assert not Investigation.objects.exists()

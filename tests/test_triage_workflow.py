@@ -1,0 +1,176 @@
+"""Support engineers work an investigation: validated transitions, verdicts with reasons, action items
+ticked without a reload, an append-only timeline; safe Markdown; reporters see only their own."""
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from triage import services
+from triage.models import ActionItem, Finding, Investigation, TimelineEvent
+
+KEY = "hk_live_pIDV2HHxM4S7nNYgYjz16MvsazH7DQtN"
+
+
+@pytest.fixture
+def investigation(db, bob):
+    investigation, _ = services.investigation_create(
+        actor=bob,
+        data={"title": "Registry 403 for third parties", "severity": "high", "owner": bob},
+        findings=[{"title": "403 on write", "description": "Seen with reader keys"}],
+        action_items=[{"phase": "Phase 1", "title": "Reproduce", "priority": "high"}],
+    )
+    return investigation
+
+
+def test_new_cannot_jump_to_resolved_without_a_resolution_or_skip_steps(client, bob, investigation):
+    client.force_login(bob)
+    response = client.post(reverse("triage:transition", args=[investigation.pk]), {"status": "resolved"}, follow=True)
+    assert "Say how it was resolved" in response.content.decode()
+    response = client.post(reverse("triage:transition", args=[investigation.pk]), {"status": "fixing"}, follow=True)
+    assert "cannot go from “New” to “Fixing”" in response.content.decode()
+    response = client.post(
+        reverse("triage:transition", args=[investigation.pk]),
+        {"status": "resolved", "resolution": "fixed"},
+        follow=True,
+    )
+    assert "Nothing can be fixed before its root cause is identified" in response.content.decode()
+    investigation.refresh_from_db()
+    assert investigation.status == "new"
+
+
+def test_the_whole_path_with_reopen_is_recorded_in_the_timeline(client, bob, investigation):
+    client.force_login(bob)
+    for status in ("investigating", "root_cause_identified", "fixing", "monitoring"):
+        client.post(reverse("triage:transition", args=[investigation.pk]), {"status": status})
+    client.post(reverse("triage:transition", args=[investigation.pk]), {"status": "resolved", "resolution": "fixed"})
+    investigation.refresh_from_db()
+    assert (investigation.status, investigation.resolution) == ("resolved", "fixed")
+    assert investigation.resolved_at is not None
+    client.post(reverse("triage:transition", args=[investigation.pk]), {"status": "investigating"})  # reopen
+    investigation.refresh_from_db()
+    assert (investigation.status, investigation.resolution, investigation.resolved_at) == ("investigating", "", None)
+    changes = list(
+        TimelineEvent.objects.filter(investigation=investigation, subject="status").values_list(
+            "old_value", "new_value"
+        )
+    )
+    assert changes[0] == ("New", "Investigating") and changes[-1] == ("Resolved", "Investigating")
+    assert all(
+        event.actor == bob for event in TimelineEvent.objects.filter(investigation=investigation, subject="status")
+    )
+
+
+def test_a_false_positive_can_be_resolved_from_new_and_a_duplicate_names_its_original(client, bob, investigation):
+    original, _ = services.investigation_create(actor=bob, data={"title": "Original"})
+    client.force_login(bob)
+    response = client.post(
+        reverse("triage:transition", args=[investigation.pk]),
+        {"status": "resolved", "resolution": "duplicate"},
+        follow=True,
+    )
+    assert "A duplicate names the investigation it duplicates" in response.content.decode()
+    client.post(
+        reverse("triage:transition", args=[investigation.pk]),
+        {"status": "resolved", "resolution": "duplicate", "duplicate_of": original.number},
+    )
+    investigation.refresh_from_db()
+    assert investigation.duplicate_of == original
+
+
+def test_a_verdict_needs_its_reason_and_changes_inline(client, bob, investigation):
+    finding = investigation.findings.get()
+    client.force_login(bob)
+    url = reverse("triage:finding_status", args=[finding.pk])
+    response = client.post(url, {"status": "false_positive", "reason": ""}, headers={"HX-Request": "true"})
+    assert "<html" not in response.content.decode()
+    assert "needs its reason" in response.content.decode()
+    finding.refresh_from_db()
+    assert finding.status == Finding.Status.REPORTED
+    response = client.post(
+        url,
+        {"status": "false_positive", "reason": f"Works with the right import path; key {KEY}"},
+        headers={"HX-Request": "true"},
+    )
+    assert 'data-status="false_positive"' in response.content.decode()
+    finding.refresh_from_db()
+    assert finding.status == Finding.Status.FALSE_POSITIVE
+    assert KEY not in finding.verdict_reason and "hk_live_pIDV…tN" in finding.verdict_reason
+    assert TimelineEvent.objects.filter(investigation=investigation, subject__startswith="finding").exists()
+
+
+def test_action_items_tick_off_without_a_reload(client, bob, investigation):
+    item = investigation.action_items.get()
+    client.force_login(bob)
+    response = client.post(reverse("triage:action_toggle", args=[item.pk]), headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert "<html" not in html and 'data-done="true"' in html
+    assert ActionItem.objects.get(pk=item.pk).done
+
+
+def test_markdown_renders_and_script_or_onerror_is_inert(client, bob):
+    client.force_login(bob)
+    payload = "**bold**\n\n<script>alert(1)</script>\n\n<img src=x onerror=alert(2)>\n\n```python\nprint('hi')\n```"
+    investigation, _ = services.investigation_create(
+        actor=bob, data={"title": "<script>alert(3)</script>", "summary": payload}
+    )
+    services.comment_add(investigation=investigation, actor=bob, body='<a href="javascript:alert(4)">x</a>')
+    html = client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
+    assert "<strong>bold</strong>" in html
+    assert "<code" in html and "print(&#x27;hi&#x27;)" in html or "print('hi')" in html
+    assert "<script>alert" not in html
+    assert "onerror" not in html
+    assert "javascript:alert" not in html
+
+
+def test_keys_pasted_into_the_form_are_masked_and_the_user_is_told(client, bob):
+    client.force_login(bob)
+    response = client.post(
+        reverse("triage:create"),
+        {
+            "title": "curl fails",
+            "severity": "medium",
+            "summary": f'curl -H "Authorization: Bearer {KEY}" https://registry',
+        },
+        follow=True,
+    )
+    assert "replaced by their masked form" in response.content.decode()
+    investigation = Investigation.objects.get()
+    assert KEY not in investigation.summary and "hk_live_pIDV…tN" in investigation.summary
+
+
+def test_list_filters_search_sort_and_pagination(client, bob, charlie):
+    for index in range(60):
+        services.investigation_create(
+            actor=bob, data={"title": f"Issue {index}", "severity": "critical" if index % 10 == 0 else "low",
+                             "created_at": timezone.now() - timezone.timedelta(days=index)},
+        )  # fmt: skip
+    client.force_login(bob)
+    first = client.get(reverse("triage:index")).content.decode()
+    assert "Page 1 of 2" in first and "Issue 0<" in first and "Issue 59<" not in first
+    assert "Issue 59<" in client.get(reverse("triage:index") + "?page=2").content.decode()
+    critical = client.get(reverse("triage:index") + "?severity=critical").content.decode()
+    assert "6 investigations" in critical
+    target = Investigation.objects.get(title="Issue 42")
+    found = client.get(reverse("triage:index") + f"?q={target.number}").content.decode()
+    assert "1 investigations" in found and "Issue 42" in found
+    partial = client.get(reverse("triage:index") + "?sort=oldest", headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in partial and partial.index("Issue 59") < partial.index("Issue 58")
+    assert client.get(reverse("triage:index") + "?page=999").status_code == 200  # out of range: last page, not a 500
+    client.force_login(charlie)
+    assert client.get(reverse("triage:index")).status_code == 403
+
+
+def test_my_queue_shows_open_investigations_i_own(client, bob, investigation):
+    other, _ = services.investigation_create(actor=bob, data={"title": "Someone else's"})
+    client.force_login(bob)
+    html = client.get(reverse("triage:queue")).content.decode()
+    assert investigation.title in html and other.title not in html
+
+
+def test_the_timeline_is_append_only_in_the_admin(admin_client, investigation):
+    event = investigation.timeline.first()
+    assert (
+        admin_client.post(reverse("admin:triage_timelineevent_delete", args=[event.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    assert TimelineEvent.objects.filter(pk=event.pk).exists()
