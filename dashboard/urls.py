@@ -5,4 +5,5 @@ from . import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("investigations.csv", views.investigations_csv, name="csv"),
 ]

@@ -1,9 +1,114 @@
-from django.http import HttpRequest
+import csv
+import hmac
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
-from accounts.roles import Role, role_required
+from accounts.roles import Role, has_role, role_required
+from triage.models import Component, Severity
+from triage.selectors import investigation_list
+
+from .charts import funnel_svg, weekly_bars_svg
+from .selectors import DashboardFilters, dashboard_numbers
+
+dashboard_role = role_required(Role.MANAGER, Role.SUPPORT)
 
 
-@role_required(Role.MANAGER, Role.SUPPORT)
+@dashboard_role
 def index(request: HttpRequest):
-    return render(request, "dashboard/index.html")
+    filters = DashboardFilters.from_query(request.GET)
+    numbers = dashboard_numbers(filters)
+    base = filters.as_list_query()
+    context = {
+        **numbers,
+        "filters": filters,
+        "severities": Severity.choices,
+        "components": Component.objects.all(),
+        "list_query": urlencode(base),
+        "trend_svg": weekly_bars_svg(numbers["trend"]),
+        "funnel_svg": funnel_svg(numbers["funnel"]["steps"]),
+        "csv_query": request.GET.urlencode(),
+    }
+    return render(request, "dashboard/index.html", context)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@dashboard_role
+@require_GET
+def investigations_csv(request: HttpRequest):
+    """The investigations the dashboard's filters select, streamed (no size limit in memory)."""
+    filters = DashboardFilters.from_query(request.GET)
+    rows = investigation_list(
+        filters={**filters.as_list_query(), **{k: v for k, v in request.GET.items() if k in ("status", "q")}}
+    )
+    writer = csv.writer(_Echo())
+    header = [
+        "number",
+        "title",
+        "severity",
+        "status",
+        "resolution",
+        "owner",
+        "created_at",
+        "resolved_at",
+        "next_review",
+    ]
+
+    def stream():
+        yield writer.writerow(header)
+        for inv in rows.select_related("owner").iterator(chunk_size=2000):
+            yield writer.writerow([
+                inv.number, inv.title, inv.severity, inv.status, inv.resolution,
+                inv.owner.get_username() if inv.owner else inv.owner_label,
+                inv.created_at.isoformat(), inv.resolved_at.isoformat() if inv.resolved_at else "",
+                inv.next_review.isoformat() if inv.next_review else "",
+            ])  # fmt: skip
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="investigations.csv"'
+    return response
+
+
+def _token_ok(request: HttpRequest) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    return any(hmac.compare_digest(token.strip(), allowed) for allowed in settings.STATUS_API_TOKENS)
+
+
+@never_cache
+@require_GET
+def api_status(request: HttpRequest):
+    """Headline numbers for other tools. Session (manager or support) or `Authorization: Bearer <token>`."""
+    if not _token_ok(request):
+        if not request.user.is_authenticated:
+            return JsonResponse(
+                {"error": "authentication required (session, or Authorization: Bearer <token>)"}, status=401
+            )
+        if not has_role(request.user, Role.MANAGER, Role.SUPPORT):
+            return JsonResponse({"error": "managers and support engineers only"}, status=403)
+    numbers = dashboard_numbers(DashboardFilters.from_query(request.GET))
+    return JsonResponse(
+        {
+            "generated_at": numbers["now"].isoformat(),
+            "open": numbers["totals"]["open"],
+            "open_by_severity": {value: total for value, _, _, total in numbers["matrix"]},
+            "resolved_this_week": numbers["totals"]["this_week"],
+            "resolved_last_week": numbers["totals"]["last_week"],
+            "overdue_reviews": numbers["totals"]["overdue"],
+            "critical_without_update_24h": numbers["totals"]["stale_critical"],
+            "time_to_resolution_days": numbers["ttr"]["overall"],
+            "findings": {key: count for key, _, count in numbers["findings"]},
+            "onboarding_funnel": {step["key"]: step["count"] for step in numbers["funnel"]["steps"]},
+            "top_failure_causes_7d": numbers["funnel"]["top_causes"],
+        }
+    )

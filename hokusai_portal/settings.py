@@ -209,3 +209,6 @@ CACHES = {
     if CACHE_URL.startswith(("redis://", "rediss://"))
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+
+# Read-only tokens for GET /api/status (comma-separated), for tools without a session.
+STATUS_API_TOKENS = envlist("STATUS_API_TOKENS", "")

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from dashboard import views as dashboard_views
+
 from . import views
 
 urlpatterns = [
@@ -10,5 +12,6 @@ urlpatterns = [
     path("onboarding/", include("onboarding.urls")),
     path("triage/", include("triage.urls")),
     path("dashboard/", include("dashboard.urls")),
+    path("api/status", dashboard_views.api_status, name="api_status"),
     path("admin/", admin.site.urls),
 ]

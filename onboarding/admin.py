@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ApiKey, CheckRun, CheckStep
+from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration
 
 
 @admin.register(ApiKey)
@@ -39,3 +39,17 @@ class CheckStepAdmin(admin.ModelAdmin):
     list_filter = ["status", "cause"]
     readonly_fields = [f.name for f in CheckStep._meta.fields]
     list_select_related = ["run"]
+
+
+@admin.register(Registration)
+class RegistrationAdmin(admin.ModelAdmin):
+    list_display = ["model_name", "version", "token_id", "user", "failed", "created_at"]
+    list_filter = ["failed"]
+    search_fields = ["model_name", "token_id", "user__username"]
+    raw_id_fields = ["user", "check_run"]
+
+
+@admin.register(DeveloperProgress)
+class DeveloperProgressAdmin(admin.ModelAdmin):
+    list_display = ["user", "signed_up_at", "key_saved_at", "connectivity_passed_at", "registered_at"]
+    raw_id_fields = ["user"]

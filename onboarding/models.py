@@ -128,3 +128,20 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} ({self.token_id}) by {self.user}"
+
+
+class DeveloperProgress(models.Model):
+    """When a developer first reached each onboarding milestone: pre-aggregated so the managers'
+    funnel is a count over users, not a scan of every check run."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="onboarding_progress")
+    signed_up_at = models.DateTimeField(db_index=True)
+    key_saved_at = models.DateTimeField(null=True, blank=True)
+    connectivity_passed_at = models.DateTimeField(null=True, blank=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "developer progress"
+
+    def __str__(self) -> str:
+        return f"{self.user} onboarding"

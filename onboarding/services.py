@@ -12,7 +12,7 @@ from hokusai_portal import crypto
 
 from .checks import RUN_DEADLINE_SECONDS, ConnectivityCheck, StepResult
 from .keys import NormalisedKey, key_normalise
-from .models import ApiKey, CheckRun, CheckStep, Registration
+from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration
 from .registration import RegistrationCheck, RegistrationRequest
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def api_key_save(*, user, raw_key: str) -> tuple[ApiKey, NormalisedKey]:
             "environment": normalised.environment,
         },
     )
+    progress_mark(user=user, milestone="key_saved_at")
     logger.info("api key saved user=%s key=%s", user.pk, normalised.masked)
     return api_key, normalised
 
@@ -217,6 +218,9 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
                 tags=results[-1].evidence.get("tags", {}) if failure is None else {},
             )
     run.refresh_from_db()
+    if run.status == CheckRun.Status.PASSED:
+        milestone = "registered_at" if run.kind == CheckRun.Kind.REGISTRATION else "connectivity_passed_at"
+        progress_mark(user=run.user, milestone=milestone)
     logger.info("check run %s (%s) finished status=%s cause=%s", run.pk, run.kind, run.status, run.cause)
     return run
 
@@ -234,3 +238,10 @@ def check_runs_expire(*, now=None) -> int:
         # A lost registration may be retried; the retry finds any version it made by its idempotency tag.
         Registration.objects.filter(check_run_id__in=overdue_ids).update(failed=True)
     return count
+
+
+def progress_mark(*, user, milestone: str, at=None) -> None:
+    """Record the first time `user` reached `milestone` (later times never overwrite it)."""
+    at = at or timezone.now()
+    progress, _ = DeveloperProgress.objects.get_or_create(user=user, defaults={"signed_up_at": user.date_joined})
+    DeveloperProgress.objects.filter(pk=progress.pk, **{f"{milestone}__isnull": True}).update(**{milestone: at})

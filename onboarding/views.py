@@ -94,6 +94,8 @@ def check_run_retry(request: HttpRequest, run_id: int):
 @onboarding_role
 def history(request: HttpRequest):
     runs = selectors.check_run_list_for(user=request.user)
+    if cause := request.GET.get("cause", "").strip():
+        runs = runs.filter(cause=cause)
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "onboarding/history.html", {"page": page, "show_user": has_role(request.user, Role.SUPPORT)})
 

@@ -33,6 +33,9 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
         queryset = queryset.filter(owner=user) if owner == "me" else queryset.filter(owner_id=owner)
     if component := filters.get("component"):
         queryset = queryset.filter(components__id=component)
+    queryset = _date_filters(queryset, filters)
+    if finding_status := filters.get("finding_status"):
+        queryset = queryset.filter(findings__status=finding_status).distinct()
     if text := (filters.get("q") or "").strip():
         query = Q(title__icontains=text) | Q(summary__icontains=text)
         if text.upper().startswith("INV-") and text[4:].isdigit():
@@ -51,7 +54,7 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
 def investigation_get_for(*, user, pk: int) -> Investigation:
     """Support engineers see every investigation; a reporter only the ones they reported (404 otherwise)."""
     queryset = Investigation.objects.select_related("owner", "reporter", "duplicate_of")
-    if not has_role(user, Role.SUPPORT):
+    if not has_role(user, Role.SUPPORT, Role.MANAGER):
         queryset = queryset.filter(Q(reporter=user) | Q(reports__reporter=user)).distinct()
     try:
         return queryset.get(pk=pk)
@@ -77,3 +80,35 @@ def filter_choices() -> dict:
             ("severity", "Severity"),
         ],
     }
+
+
+def _parse_date(value):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None  # a bad date in a URL is ignored, never a 500
+
+
+def _date_filters(queryset, filters: dict):
+    """The dashboard's links: date ranges, overdue reviews, critical ones without an update for 24 h."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    for key, lookup in (
+        ("created_after", "created_at__date__gte"), ("created_before", "created_at__date__lte"),
+        ("resolved_after", "resolved_at__date__gte"), ("resolved_before", "resolved_at__date__lte"),
+    ):  # fmt: skip
+        if value := _parse_date(filters.get(key)):
+            queryset = queryset.filter(**{lookup: value})
+    if filters.get("overdue") == "1":
+        queryset = queryset.filter(status__in=Investigation.OPEN_STATUSES, next_review__lt=timezone.localdate())
+    if filters.get("stale_critical") == "1":
+        queryset = queryset.filter(
+            status__in=Investigation.OPEN_STATUSES,
+            severity=Severity.CRITICAL,
+            updated_at__lt=timezone.now() - timedelta(hours=24),
+        )
+    return queryset

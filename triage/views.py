@@ -13,6 +13,8 @@ from .models import ActionItem, Finding, Investigation, Report
 
 PER_PAGE = 50
 support_only = role_required(Role.SUPPORT)
+# Managers read the lists and investigations the dashboard links to; only support engineers change them.
+staff_read = role_required(Role.SUPPORT, Role.MANAGER)
 
 
 def _tell_redactions(request, redactions) -> None:
@@ -20,7 +22,7 @@ def _tell_redactions(request, redactions) -> None:
         messages.warning(request, redactions.message)
 
 
-@support_only
+@staff_read
 def index(request: HttpRequest, queue: bool = False):
     filters = request.GET.dict()
     if queue:
@@ -84,7 +86,7 @@ def edit(request: HttpRequest, pk: int):
 def _detail_context(request, investigation) -> dict:
     support = has_role(request.user, Role.SUPPORT)
     timeline = investigation.timeline.select_related("actor")
-    if not support:
+    if not has_role(request.user, Role.SUPPORT, Role.MANAGER):
         timeline = timeline.filter(internal=False)
     return {
         "investigation": investigation,
@@ -100,7 +102,7 @@ def _detail_context(request, investigation) -> dict:
     }
 
 
-@role_required(Role.SUPPORT, Role.DEVELOPER)
+@role_required(Role.SUPPORT, Role.MANAGER, Role.DEVELOPER)
 def detail(request: HttpRequest, pk: int):
     investigation = selectors.investigation_get_for(user=request.user, pk=pk)
     return render(request, "triage/detail.html", _detail_context(request, investigation))

@@ -1,0 +1,152 @@
+"""Managers' dashboard: headline numbers on a hand-built data set with known answers, access, CSV,
+and a query count that does not grow with the data."""
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.roles import Role
+from accounts.services import user_create
+from onboarding.models import CheckRun, DeveloperProgress
+from triage import services
+from triage.models import Investigation
+
+NOW = timezone.now()
+
+
+def make(bob, title, *, days_ago=30, resolved_after_days=None, severity="high", status="investigating", **extra):
+    investigation, _ = services.investigation_create(
+        actor=bob, data={"title": title, "severity": severity, "status": status, "created_at": NOW - timedelta(days=days_ago), **extra},
+        findings=[{"title": f"{title} finding", "status": "verified", "verdict_reason": "seen"}],
+    )  # fmt: skip
+    if resolved_after_days is not None:
+        Investigation.objects.filter(pk=investigation.pk).update(
+            status="resolved",
+            resolution="fixed",
+            resolved_at=investigation.created_at + timedelta(days=resolved_after_days),
+        )
+    return investigation
+
+
+@pytest.fixture
+def known_data(bob):
+    make(bob, "A", resolved_after_days=2, days_ago=20)
+    make(bob, "B", resolved_after_days=4, days_ago=20, severity="critical")
+    make(bob, "C", resolved_after_days=9, days_ago=20)
+    make(bob, "D open critical", severity="critical", days_ago=5, next_review=(NOW - timedelta(days=1)).date())
+    make(bob, "E open low", severity="low", days_ago=50)
+    Investigation.objects.filter(title="D open critical").update(updated_at=NOW - timedelta(hours=30))
+
+
+def test_headline_numbers_match_the_known_answers(client, charlie, known_data):
+    client.force_login(charlie)
+    html = client.get(reverse("dashboard:index")).content.decode()
+    assert 'data-testid="ttr-p50">4.0<' in html  # 2, 4, 9 days -> p50 4
+    assert 'data-testid="ttr-p90">8.0<' in html  # percentile_cont: 4 + 0.8 * (9 - 4)
+    assert "<strong>2</strong> open" in html
+    assert "<strong>1</strong> past their next review" in html
+    assert "<strong>1</strong> critical without an update for 24 h" in html
+    assert 'data-testid="findings-verified"' in html
+    assert "E open low" in html.split("Oldest unresolved")[1].split("</ol>")[0]  # oldest first
+    assert "<svg" in html and "<script" not in html.split("</head>")[1].replace("htmx", "")
+
+
+def test_filters_narrow_the_numbers_and_links_carry_them(client, charlie, known_data):
+    client.force_login(charlie)
+    html = client.get(reverse("dashboard:index") + "?severity=critical").content.decode()
+    assert "<strong>1</strong> open" in html
+    assert 'data-testid="ttr-p50">4.0<' in html  # only B: 4 days
+    assert "?status=open&severity=critical" in html
+    link_target = client.get(reverse("triage:index") + "?overdue=1").content.decode()
+    assert "D open critical" in link_target and "E open low" not in link_target
+    assert client.get(reverse("dashboard:index") + "?start=not-a-date&component=x").status_code == 200
+
+
+def test_developers_get_403_on_the_dashboard_and_the_api(client, alice):
+    client.force_login(alice)
+    assert client.get(reverse("dashboard:index")).status_code == 403
+    assert client.get(reverse("api_status")).status_code == 403
+    client.logout()
+    assert client.get(reverse("api_status")).status_code == 401
+
+
+def test_the_api_answers_a_token_or_a_manager_session(client, settings, charlie, known_data):
+    settings.STATUS_API_TOKENS = ["s3cret-status-token"]
+    payload = client.get(reverse("api_status"), headers={"Authorization": "Bearer s3cret-status-token"}).json()
+    assert payload["open"] == 2
+    assert payload["time_to_resolution_days"] == {"p50": 4.0, "p90": 8.0, "n": 3}
+    assert client.get(reverse("api_status"), headers={"Authorization": "Bearer wrong"}).status_code == 401
+    client.force_login(charlie)
+    assert client.get(reverse("api_status")).json()["open_by_severity"]["critical"] == 1
+    assert client.post(reverse("api_status")).status_code == 405  # read-only
+
+
+def test_the_csv_opens_with_the_filters_applied(client, charlie, known_data):
+    client.force_login(charlie)
+    response = client.get(reverse("dashboard:csv") + "?severity=critical")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:4] == ["number", "title", "severity", "status"]
+    assert sorted(r[1] for r in rows[1:]) == ["B", "D open critical"]
+
+
+def test_the_funnel_counts_milestones(client, charlie, db):
+    for index in range(4):
+        dev = user_create(username=f"dev{index}", password="x-long-password-1", role=Role.DEVELOPER)
+        progress = DeveloperProgress.objects.get(user=dev)
+        if index < 3:
+            progress.key_saved_at = NOW
+        if index < 2:
+            progress.connectivity_passed_at = NOW
+        if index < 1:
+            progress.registered_at = progress.signed_up_at + timedelta(hours=5)
+        progress.save()
+        CheckRun.objects.create(
+            user=dev, status="failed", cause="REGISTRY_ADMIN_REQUIRED", registry_url="x", deadline_at=NOW
+        )
+    client.force_login(charlie)
+    html = client.get(reverse("dashboard:index")).content.decode()
+    for key, count in (("signed_up", 4), ("key_saved", 3), ("connectivity_passed", 2), ("registered", 1)):
+        assert f'data-testid="funnel-{key}">{count}<' in html
+    assert "REGISTRY_ADMIN_REQUIRED" in html and "5.0 h" in html
+
+
+def build(bob, size: int) -> Investigation:
+    dev = user_create(username=f"qdev{size}", password="x-long-password-1", role=Role.DEVELOPER)
+    last = None
+    for index in range(size):
+        last = make(bob, f"Q{size}-{index}", days_ago=index % 80, resolved_after_days=(index % 7) if index % 3 == 0 else None,
+                    severity=("critical", "high", "medium", "low")[index % 4])  # fmt: skip
+        services.comment_add(investigation=last, actor=bob, body="note")
+        CheckRun.objects.create(user=dev, status="failed", cause="AUTH_KEY_REJECTED", registry_url="x", deadline_at=NOW)
+    return last
+
+
+def query_counts(client, investigation) -> dict[str, int]:
+    pages = {
+        "dashboard": reverse("dashboard:index"),
+        "dashboard filtered": reverse("dashboard:index") + "?severity=high&start=2020-01-01",
+        "api": reverse("api_status"),
+        "list": reverse("triage:index"),
+        "list filtered": reverse("triage:index") + "?severity=critical&status=open",
+        "list search": reverse("triage:index") + "?q=Q",
+        "detail": reverse("triage:detail", args=[investigation.pk]),
+    }
+    counts = {}
+    for name, url in pages.items():
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        counts[name] = len(queries)
+    return counts
+
+
+def test_query_counts_do_not_grow_with_the_data(client, bob):
+    client.force_login(bob)
+    small = query_counts(client, build(bob, 6))
+    large = query_counts(client, build(bob, 60))
+    assert small == large
