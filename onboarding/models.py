@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from .diagnosis import StepStatus
 
@@ -49,7 +50,7 @@ class CheckRun(models.Model):
     key_masked = models.CharField(max_length=32, blank=True)
     model_name = models.CharField(max_length=256, blank=True)
     enqueue_error = models.CharField(max_length=200, blank=True, help_text="Why the task could not be queued.")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField(help_text="After this, an unfinished run is marked lost.")
