@@ -203,6 +203,22 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
     }
 
 
+CACHE_SECONDS = 60
+
+
+def dashboard_numbers_cached(filters: DashboardFilters) -> dict:
+    """The numbers, computed at most once a minute per filter set: the page a manager reloads, or a
+    tool polls, costs one cache read instead of a dozen aggregates over every investigation."""
+    from django.core.cache import cache
+
+    key = f"dashboard:v1:{filters.start}:{filters.end}:{filters.severity}:{filters.component}"
+    numbers = cache.get(key)
+    if numbers is None:
+        numbers = dashboard_numbers(filters)
+        cache.set(key, numbers, CACHE_SECONDS)
+    return numbers
+
+
 def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -235,7 +251,7 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    oldest = list(investigations.filter(status__in=OPEN).order_by("created_at", "id").distinct()[:10])
+    oldest = list(investigations.filter(status__in=OPEN).order_by("created_at", "id").distinct().only("id", "title", "severity", "status", "created_at")[:10])
     return {
         "now": now,
         "open_statuses": [(s, Investigation.Status(s).label) for s in OPEN],

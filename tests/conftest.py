@@ -183,3 +183,13 @@ def published_task_messages():
     before_task_publish.connect(record, weak=False)
     yield messages
     before_task_publish.disconnect(record)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate limits and the dashboard's one-minute cache never leak from one test into another."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -1,0 +1,93 @@
+"""Benchmark: server time and query count of the portal's pages on a large database, against the
+Django admin changelist of investigations on the same data.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench100k .venv/bin/python manage.py seed_synthetic --investigations 100000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench100k .venv/bin/python bench/pages.py [--requests 30]
+
+Requests go through Django's test client in this process (server time: URL resolution, views, queries,
+templates; no network). Last line: `pages: worst p95 <ms> ms, worst queries <n>, vs admin <ratio>x`."""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from triage.models import Investigation  # noqa: E402
+
+
+def measure(client: Client, url: str, requests: int) -> tuple[float, float, int]:
+    client.get(url)  # warm-up
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    timings.sort()
+    p95 = timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))]
+    return statistics.median(timings), p95, len(queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=30)
+    args = parser.parse_args()
+    from django.conf import settings
+
+    settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
+    total = Investigation.objects.count()
+    user, _ = get_user_model().objects.get_or_create(username="bench-admin", defaults={"is_staff": True, "is_superuser": True})
+    client = Client()
+    client.force_login(user)
+    per_page = 50
+    deep = max(1, (total // per_page) // 2)
+    some = Investigation.objects.order_by("-id").values_list("pk", flat=True).first()
+    ours = {
+        "dashboard": "/dashboard/",
+        "list page 1": "/triage/",
+        "list filter": "/triage/?severity=critical&status=investigating",
+        "list search": "/triage/?q=registry",
+        "list deep page": f"/triage/?page={deep}",
+        "detail": f"/triage/{some}/",
+    }
+    admin = {
+        "list page 1": "/admin/triage/investigation/",
+        "list filter": "/admin/triage/investigation/?severity__exact=critical&status__exact=investigating",
+        "list search": "/admin/triage/investigation/?q=registry",
+        "list deep page": f"/admin/triage/investigation/?p={deep}",
+    }
+    print(f"\n### Pages on {connection.vendor}, {total:,} investigations ({args.requests} requests each, server time)\n")
+    print("| page | median | p95 | queries | admin p95 | admin queries | admin / ours (p95) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    worst_p95, worst_queries, ratios = 0.0, 0, []
+    for name, url in ours.items():
+        median, p95, queries = measure(client, url, args.requests)
+        worst_p95, worst_queries = max(worst_p95, p95), max(worst_queries, queries)
+        if name in admin:
+            _, admin_p95, admin_queries = measure(client, admin[name], args.requests)
+            ratios.append(admin_p95 / p95)
+            print(f"| {name} | {median:.1f} ms | {p95:.1f} ms | {queries} | {admin_p95:.1f} ms | {admin_queries} | {admin_p95 / p95:.1f}x |")
+        else:
+            print(f"| {name} | {median:.1f} ms | {p95:.1f} ms | {queries} | - | - | - |")
+    print(f"\npages: worst p95 {worst_p95:.1f} ms, worst queries {worst_queries}, vs admin {min(ratios):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
