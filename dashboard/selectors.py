@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Count, DurationField, ExpressionWrapper, F, FloatField, Func, Q, QuerySet
+from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, FloatField, Q, QuerySet
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
@@ -73,16 +73,16 @@ def investigations_for(filters: DashboardFilters) -> QuerySet[Investigation]:
     return queryset
 
 
-class PercentileCont(Func):
-    """PostgreSQL's percentile_cont(p) WITHIN GROUP (ORDER BY expr)."""
+class PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont(p) WITHIN GROUP (ORDER BY expr), as an aggregate (so GROUP BY
+    stays on the grouping fields)."""
 
     function = "percentile_cont"
     template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    contains_aggregate = True
     output_field = FloatField()
 
-    def __init__(self, expression, fraction: float):
-        super().__init__(expression, fraction=fraction)
+    def __init__(self, expression, fraction: float, **extra):
+        super().__init__(expression, fraction=fraction, **extra)
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:

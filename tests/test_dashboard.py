@@ -49,6 +49,8 @@ def test_headline_numbers_match_the_known_answers(client, charlie, known_data):
     html = client.get(reverse("dashboard:index")).content.decode()
     assert 'data-testid="ttr-p50">4.0<' in html  # 2, 4, 9 days -> p50 4
     assert 'data-testid="ttr-p90">8.0<' in html  # percentile_cont: 4 + 0.8 * (9 - 4)
+    assert '<th scope="row">High</th><td>5.5</td><td>8.3</td><td>2</td>' in html  # A and C: 2 and 9 days
+    assert '<th scope="row">Critical</th><td>4.0</td><td>4.0</td><td>1</td>' in html
     assert "<strong>2</strong> open" in html
     assert "<strong>1</strong> past their next review" in html
     assert "<strong>1</strong> critical without an update for 24 h" in html
