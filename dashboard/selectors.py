@@ -137,26 +137,22 @@ def time_to_resolution(queryset: QuerySet[Investigation]) -> dict:
     }
 
 
+def _per_week(queryset: QuerySet[Investigation], field: str, since: datetime) -> dict[date, int]:
+    rows = (
+        queryset.filter(**{f"{field}__gte": since})
+        .annotate(week=TruncWeek(field))
+        .values("week")
+        .annotate(n=Count("id", distinct=True))
+    )
+    return {(week.date() if isinstance(week, datetime) else week): n for week, n in rows.values_list("week", "n")}
+
+
 def weekly_trend(queryset: QuerySet[Investigation], today: date) -> list[dict]:
     this_monday = today - timedelta(days=today.weekday())
     first = this_monday - timedelta(weeks=WEEKS - 1)
     since = datetime.combine(first, time.min, tzinfo=timezone.get_current_timezone())
-    created = dict(
-        queryset.filter(created_at__gte=since)
-        .annotate(week=TruncWeek("created_at"))
-        .values("week")
-        .annotate(n=Count("id"))
-        .values_list("week", "n")
-    )
-    resolved = dict(
-        queryset.filter(resolved_at__gte=since)
-        .annotate(week=TruncWeek("resolved_at"))
-        .values("week")
-        .annotate(n=Count("id"))
-        .values_list("week", "n")
-    )
-    created = {k.date() if isinstance(k, datetime) else k: v for k, v in created.items()}
-    resolved = {k.date() if isinstance(k, datetime) else k: v for k, v in resolved.items()}
+    created = _per_week(queryset, "created_at", since)
+    resolved = _per_week(queryset, "resolved_at", since)
     weeks = [first + timedelta(weeks=i) for i in range(WEEKS)]
     return [{"week": w, "created": created.get(w, 0), "resolved": resolved.get(w, 0)} for w in weeks]
 
@@ -251,7 +247,12 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    oldest = list(investigations.filter(status__in=OPEN).order_by("created_at", "id").distinct().only("id", "title", "severity", "status", "created_at")[:10])
+    oldest = list(
+        investigations.filter(status__in=OPEN)
+        .order_by("created_at", "id")
+        .distinct()
+        .only("id", "title", "severity", "status", "created_at")[:10]
+    )
     return {
         "now": now,
         "open_statuses": [(s, Investigation.Status(s).label) for s in OPEN],

@@ -54,6 +54,20 @@ class RegistrationRequest:
     extra_tags: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
+    STORED_FIELDS = (
+        "model_uri",
+        "model_name",
+        "token_id",
+        "metric_name",
+        "baseline_value",
+        "proposal_identifier",
+        "extra_tags",
+    )
+
+    def stored_fields(self) -> dict:
+        """What a Registration row keeps of the request (the warnings are shown once, not kept)."""
+        return {name: getattr(self, name) for name in self.STORED_FIELDS}
+
     @property
     def uri_kind(self) -> str:
         return parse_model_uri(self.model_uri)[0]

@@ -116,15 +116,7 @@ def check_run_retry(*, run: CheckRun) -> CheckRun:
 
 
 def registration_request_of(registration: Registration) -> RegistrationRequest:
-    return RegistrationRequest(
-        model_uri=registration.model_uri,
-        model_name=registration.model_name,
-        token_id=registration.token_id,
-        metric_name=registration.metric_name,
-        baseline_value=registration.baseline_value,
-        proposal_identifier=registration.proposal_identifier,
-        extra_tags=registration.extra_tags,
-    )
+    return RegistrationRequest(**{name: getattr(registration, name) for name in RegistrationRequest.STORED_FIELDS})
 
 
 def registration_start(*, user, request: RegistrationRequest) -> Registration:
@@ -149,16 +141,7 @@ def registration_start(*, user, request: RegistrationRequest) -> Registration:
                 deadline_at=now + timedelta(seconds=RegistrationCheck.DEADLINE_SECONDS + QUEUE_GRACE_SECONDS),
             )
             registration = Registration.objects.create(
-                user=user,
-                check_run=run,
-                model_uri=request.model_uri,
-                model_name=request.model_name,
-                token_id=request.token_id,
-                metric_name=request.metric_name,
-                baseline_value=request.baseline_value,
-                proposal_identifier=request.proposal_identifier,
-                extra_tags=request.extra_tags,
-                idempotency_key=idempotency_key,
+                user=user, check_run=run, idempotency_key=idempotency_key, **request.stored_fields()
             )
     except IntegrityError:  # a concurrent identical submit won the race
         return Registration.objects.get(idempotency_key=idempotency_key, failed=False)
@@ -167,18 +150,7 @@ def registration_start(*, user, request: RegistrationRequest) -> Registration:
 
 
 def _save_step(run: CheckRun, position: int, result: StepResult) -> None:
-    CheckStep.objects.create(
-        run=run,
-        position=position,
-        name=result.name,
-        title=result.title,
-        status=result.status,
-        cause=result.cause,
-        message=result.message,
-        remedy=result.remedy,
-        duration_ms=result.duration_ms,
-        evidence=result.evidence,
-    )
+    CheckStep.objects.create(run=run, position=position, **result.as_dict())
 
 
 def check_run_execute(*, run_id: int) -> CheckRun | None:

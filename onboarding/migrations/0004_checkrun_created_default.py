@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('onboarding', '0003_developer_progress'),
+        ("onboarding", "0003_developer_progress"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='checkrun',
-            name='created_at',
+            model_name="checkrun",
+            name="created_at",
             field=models.DateTimeField(db_index=True, default=django.utils.timezone.now),
         ),
     ]

@@ -8,7 +8,10 @@ FORWARD = [
     "CREATE INDEX IF NOT EXISTS triage_investigation_title_trgm ON triage_investigation USING gin (UPPER(title) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS triage_investigation_summary_trgm ON triage_investigation USING gin (UPPER(summary) gin_trgm_ops)",
 ]
-BACKWARD = ["DROP INDEX IF EXISTS triage_investigation_title_trgm", "DROP INDEX IF EXISTS triage_investigation_summary_trgm"]
+BACKWARD = [
+    "DROP INDEX IF EXISTS triage_investigation_title_trgm",
+    "DROP INDEX IF EXISTS triage_investigation_summary_trgm",
+]
 
 
 def run(statements):

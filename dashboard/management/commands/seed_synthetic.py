@@ -24,7 +24,20 @@ CAUSES = ["WRITE_PERMISSION_DENIED", "AUTH_KEY_REJECTED", "REGISTRY_ADMIN_REQUIR
 STEP_FOR_CAUSE = {"WRITE_PERMISSION_DENIED": "write", "AUTH_KEY_REJECTED": "auth", "REGISTRY_ADMIN_REQUIRED": "auth",
                   "CONNECT_TIMEOUT": "tcp", "RUN_NOT_FOUND": "run", "METRIC_NOT_FOUND": "metric",
                   "AUTH_SCHEME_MISMATCH": "auth", "REGISTRY_UNAVAILABLE": "health"}  # fmt: skip
-WORDS = ["registry", "403", "token", "MLflow", "SDK", "timeout", "docs", "gateway", "upload", "artifact", "tags", "login"]
+WORDS = [
+    "registry",
+    "403",
+    "token",
+    "MLflow",
+    "SDK",
+    "timeout",
+    "docs",
+    "gateway",
+    "upload",
+    "artifact",
+    "tags",
+    "login",
+]
 
 
 class Command(BaseCommand):
@@ -43,10 +56,15 @@ class Command(BaseCommand):
         password = make_password("synthetic-password-1")
         tag = f"syn{seed}-{int(now.timestamp())}"
         with transaction.atomic():
-            support = User.objects.bulk_create([User(username=f"{tag}-support{i}", password=password) for i in range(10)])
+            support = User.objects.bulk_create(
+                [User(username=f"{tag}-support{i}", password=password) for i in range(10)]
+            )
             Group.objects.get(name="Support engineers").user_set.add(*support)
             developers = User.objects.bulk_create(
-                [User(username=f"{tag}-dev{i}", password=password, date_joined=now - rng.random() * year) for i in range(max(1, investigations // 10))],
+                [
+                    User(username=f"{tag}-dev{i}", password=password, date_joined=now - rng.random() * year)
+                    for i in range(max(1, investigations // 10))
+                ],
                 batch_size=BATCH,
             )
             Group.objects.get(name="Developers").user_set.add(*developers)
@@ -55,10 +73,22 @@ class Command(BaseCommand):
             joined = dev.date_joined
             key = joined + timedelta(hours=rng.random() * 48) if rng.random() < 0.8 else None
             connectivity = key + timedelta(hours=rng.random() * 24) if key and rng.random() < 0.6 else None
-            registered = connectivity + timedelta(hours=rng.random() * 72) if connectivity and rng.random() < 0.7 else None
-            progress.append(DeveloperProgress(user=dev, signed_up_at=joined, key_saved_at=key, connectivity_passed_at=connectivity, registered_at=registered))
+            registered = (
+                connectivity + timedelta(hours=rng.random() * 72) if connectivity and rng.random() < 0.7 else None
+            )
+            progress.append(
+                DeveloperProgress(
+                    user=dev,
+                    signed_up_at=joined,
+                    key_saved_at=key,
+                    connectivity_passed_at=connectivity,
+                    registered_at=registered,
+                )
+            )
         DeveloperProgress.objects.bulk_create(progress, batch_size=BATCH)
-        self.stdout.write(f"users: {len(support)} support, {len(developers)} developers ({time.monotonic() - started:.0f}s)")
+        self.stdout.write(
+            f"users: {len(support)} support, {len(developers)} developers ({time.monotonic() - started:.0f}s)"
+        )
 
         components = list(Component.objects.all())
         severities = ["critical", "high", "medium", "low"]
@@ -84,7 +114,10 @@ class Command(BaseCommand):
             with transaction.atomic():
                 created_rows = Investigation.objects.bulk_create(rows)
                 Investigation.components.through.objects.bulk_create(
-                    [Investigation.components.through(investigation_id=i.pk, component_id=rng.choice(components).pk) for i in created_rows]
+                    [
+                        Investigation.components.through(investigation_id=i.pk, component_id=rng.choice(components).pk)
+                        for i in created_rows
+                    ]
                 )
                 Finding.objects.bulk_create(
                     [Finding(investigation=i, position=p, title=f"Finding {p}", status=rng.choice(Finding.Status.values))
@@ -118,7 +151,18 @@ class Command(BaseCommand):
                 created_runs = CheckRun.objects.bulk_create(runs)
                 steps = []
                 for run in created_runs:
-                    steps.append(CheckStep(run=run, position=1, name="key_format", title="Key format", status="pass", cause="OK", message="ok", duration_ms=0))
+                    steps.append(
+                        CheckStep(
+                            run=run,
+                            position=1,
+                            name="key_format",
+                            title="Key format",
+                            status="pass",
+                            cause="OK",
+                            message="ok",
+                            duration_ms=0,
+                        )
+                    )
                     last = STEP_FOR_CAUSE.get(run.cause, "write")
                     steps.append(CheckStep(run=run, position=2, name=last, title=last, status="fail" if run.cause != "OK" else "pass",
                                            cause=run.cause, message="synthetic", duration_ms=rng.randint(5, 400)))  # fmt: skip
