@@ -42,15 +42,18 @@ def hung_server():
         listener.close()
 
 
-def _handler(status: int, body: bytes, headers: dict):
+def _handler(status: int, body: bytes, headers: dict, routes: dict | None = None):
     class Handler(BaseHTTPRequestHandler):
         def _answer(self):
-            self.send_response(status)
-            for name, value in headers.items():
+            answer = next(
+                (a for prefix, a in (routes or {}).items() if self.path.startswith(prefix)), (status, body, headers)
+            )
+            self.send_response(answer[0])
+            for name, value in answer[2].items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(answer[1])))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(answer[1])
 
         do_GET = do_POST = do_DELETE = _answer
 
@@ -62,10 +65,15 @@ def _handler(status: int, body: bytes, headers: dict):
 
 @contextlib.contextmanager
 def http_server(
-    status: int = 200, body: bytes = b"", headers: dict | None = None, tls_context: ssl.SSLContext | None = None
+    status: int = 200,
+    body: bytes = b"",
+    headers: dict | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    routes: dict | None = None,
 ):
-    """Answers every request with the same status, headers and body."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(status, body, headers or {}))
+    """Answers every request with the same status, headers and body; `routes` ({path prefix: (status,
+    body, headers)}) answers some paths differently."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(status, body, headers or {}, routes))
     if tls_context is not None:
         server.socket = tls_context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

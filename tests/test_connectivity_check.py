@@ -147,6 +147,7 @@ FAULTS = {
     "self-signed https": ("tls", "TLS_CERT_INVALID"),
     "a website, not a registry": ("health", "NOT_A_REGISTRY"),
     "rate limited": ("health", "RATE_LIMITED"),
+    "gateway's auth service down": ("identity", "AUTH_SERVICE_UNAVAILABLE"),
 }
 
 
@@ -165,6 +166,14 @@ def fault_server(which: str, tmp_path):
         return http_server(200, b"OK", tls_context=self_signed_context(tmp_path))
     if which == "a website, not a registry":
         return http_server(200, b"<!doctype html><html><body>Welcome</body></html>", {"Content-Type": "text/html"})
+    if which == "gateway's auth service down":  # the registry is up (/health), the gateway answers 503
+        unavailable = (503, b'{"error_code": "SERVICE_UNAVAILABLE"}', {"Content-Type": "application/json"})
+        return http_server(
+            routes={"/health": (200, b"OK", {"Content-Type": "text/plain"})},
+            status=unavailable[0],
+            body=unavailable[1],
+            headers=unavailable[2],
+        )
     if which == "rate limited":
         return http_server(
             429, b'{"error_code": "RATE_LIMITED"}', {"Content-Type": "application/json", "Retry-After": "30"}
@@ -185,6 +194,14 @@ def test_each_fault_gets_its_cause_within_five_seconds(
     assert (run.finished_at - run.started_at).total_seconds() <= 5
     step = run.steps.get(name=step_name)
     assert step.message and step.remedy
+    if which == "gateway's auth service down":  # the registry is up (/health), the gateway answers 503
+        unavailable = (503, b'{"error_code": "SERVICE_UNAVAILABLE"}', {"Content-Type": "application/json"})
+        return http_server(
+            routes={"/health": (200, b"OK", {"Content-Type": "text/plain"})},
+            status=unavailable[0],
+            body=unavailable[1],
+            headers=unavailable[2],
+        )
     if which == "rate limited":
         assert "Retry after 30 s" in step.message
     assert_key_leaked_nowhere(devstack_keys["writer"], client, run, celery_worker, published_task_messages, caplog)
