@@ -219,34 +219,33 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
     now = now or timezone.now()
     today = timezone.localdate(now)
     investigations = investigations_for(filters)
+    distinct = filters.component is not None  # only the component filter joins (and can repeat rows)
     open_rows = (
-        investigations.filter(status__in=OPEN).values("severity", "status").annotate(n=Count("id", distinct=True))
+        investigations.filter(status__in=OPEN).values("severity", "status").annotate(n=Count("id", distinct=distinct))
     )
     matrix = {(row["severity"], row["status"]): row["n"] for row in open_rows}
     this_monday = datetime.combine(
         today - timedelta(days=today.weekday()), time.min, tzinfo=timezone.get_current_timezone()
     )
     resolved_weeks = investigations.aggregate(
-        this_week=Count("id", distinct=True, filter=Q(resolved_at__gte=this_monday)),
+        this_week=Count("id", distinct=distinct, filter=Q(resolved_at__gte=this_monday)),
         last_week=Count(
             "id",
-            distinct=True,
+            distinct=distinct,
             filter=Q(resolved_at__gte=this_monday - timedelta(weeks=1), resolved_at__lt=this_monday),
         ),
-        open=Count("id", distinct=True, filter=Q(status__in=OPEN)),
-        overdue=Count("id", distinct=True, filter=Q(status__in=OPEN, next_review__lt=today)),
+        open=Count("id", distinct=distinct, filter=Q(status__in=OPEN)),
+        overdue=Count("id", distinct=distinct, filter=Q(status__in=OPEN, next_review__lt=today)),
         stale_critical=Count(
             "id",
-            distinct=True,
+            distinct=distinct,
             filter=Q(status__in=OPEN, severity=Severity.CRITICAL, updated_at__lt=now - timedelta(hours=24)),
         ),
     )
-    findings = dict(
-        Finding.objects.filter(investigation__in=investigations.values("id"))
-        .values("status")
-        .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )
+    finding_rows = Finding.objects.all()
+    if filters.start or filters.end or filters.severity or filters.component:
+        finding_rows = finding_rows.filter(investigation__in=investigations.values("id"))
+    findings = dict(finding_rows.values("status").annotate(n=Count("id")).values_list("status", "n"))
     oldest = list(
         investigations.filter(status__in=OPEN)
         .order_by("created_at", "id")

@@ -86,7 +86,11 @@ class Investigation(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "severity"])]
+        indexes = [
+            models.Index(fields=["status", "severity"]),
+            # the list's default order: a deep page is an index-only walk over ids (see triage.views.index)
+            models.Index(fields=["-created_at", "-id"], name="investigation_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"

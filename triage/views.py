@@ -28,7 +28,16 @@ def index(request: HttpRequest, queue: bool = False):
     if queue:
         filters.update(owner="me", status=filters.get("status") or "open")
     investigations = selectors.investigation_list(filters=filters, user=request.user)
-    page = Paginator(investigations.prefetch_related("components"), PER_PAGE).get_page(request.GET.get("page"))
+    # Page over ids only (an index walk even on a deep page), then load just that page's rows.
+    page = Paginator(investigations.values_list("pk", flat=True), PER_PAGE).get_page(request.GET.get("page"))
+    rows = {
+        inv.pk: inv
+        for inv in Investigation.objects.filter(pk__in=list(page.object_list))
+        .select_related("owner")
+        .prefetch_related("components")
+        .defer("summary", "reproduction_steps", "risks", "mitigations", "notes", "component_details", "environment")
+    }
+    page.object_list = [rows[pk] for pk in page.object_list]
     query = request.GET.copy()
     query.pop("page", None)
     context = {
