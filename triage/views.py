@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import Role, has_role, role_required
@@ -45,6 +46,7 @@ def index(request: HttpRequest, queue: bool = False):
         "filters": filters,
         "query": query.urlencode(),
         "queue": queue,
+        "detail_prefix": reverse("triage:detail", args=[0]).removesuffix("0/"),  # one reverse(), not two a row
         **selectors.filter_choices(),
     }
     template = "triage/index.html#results" if request.htmx else "triage/index.html"
