@@ -34,6 +34,7 @@ django.setup()
 
 import requests  # noqa: E402
 
+from devstack.keystore import key_generate  # noqa: E402
 from devstack.server import Devstack, free_port  # noqa: E402
 from onboarding.checks import ConnectivityCheck  # noqa: E402
 from tests.fault_servers import http_server, hung_server, self_signed_context  # noqa: E402
@@ -189,7 +190,7 @@ def main() -> None:
                 ("healthy (writer key)", stack.url, keys["writer"], "read"),
                 ("reader key, write step", stack.url, keys["reader"], "write"),
                 ("revoked key", stack.url, keys["revoked"], "read"),
-                ("made-up key", stack.url, "hk_live_pIDV2HHxM4S7nNYgYjz16MvsazH7DQtN", "read"),
+                ("made-up key", stack.url, key_generate("hk_live_"), "read"),
                 ("registry lock on", locked.url, keys["writer"], "read"),
                 ("closed port", f"http://127.0.0.1:{free_port()}", keys["writer"], "read"),
                 ("unresolvable host", "http://registry.hokusai.invalid", keys["writer"], "read"),
