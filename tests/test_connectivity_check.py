@@ -194,14 +194,6 @@ def test_each_fault_gets_its_cause_within_five_seconds(
     assert (run.finished_at - run.started_at).total_seconds() <= 5
     step = run.steps.get(name=step_name)
     assert step.message and step.remedy
-    if which == "gateway's auth service down":  # the registry is up (/health), the gateway answers 503
-        unavailable = (503, b'{"error_code": "SERVICE_UNAVAILABLE"}', {"Content-Type": "application/json"})
-        return http_server(
-            routes={"/health": (200, b"OK", {"Content-Type": "text/plain"})},
-            status=unavailable[0],
-            body=unavailable[1],
-            headers=unavailable[2],
-        )
     if which == "rate limited":
         assert "Retry after 30 s" in step.message
     assert_key_leaked_nowhere(devstack_keys["writer"], client, run, celery_worker, published_task_messages, caplog)
