@@ -4,6 +4,7 @@ Everything here is real: the MLflow server is started once per session on a free
 worker is a `celery worker` process consuming the same broker as the tests (filesystem or Redis)."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,9 @@ from devstack.server import Devstack, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
+SEED_PLAN = Path(__file__).parent / "fixtures" / "lscor-investigation-plan.md"
+# The live-looking (made-up) key the seed plan carries: tests read it from the fixture, never spell it.
+SEED_KEY = re.search(r"hk_live_[A-Za-z0-9]+", SEED_PLAN.read_text()).group(0)
 
 
 @pytest.fixture(scope="session")

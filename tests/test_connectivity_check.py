@@ -11,11 +11,11 @@ from django.urls import reverse
 from devstack.server import free_port
 from onboarding import services
 from onboarding.models import CheckRun
-from tests.conftest import key_appears_in_database, wait_for_run
+from tests.conftest import SEED_KEY, key_appears_in_database, wait_for_run
 from tests.fault_servers import http_server, hung_server, self_signed_context
 
 pytestmark = pytest.mark.django_db(transaction=True)
-MADE_UP_KEY = "hk_live_pIDV2HHxM4S7nNYgYjz16MvsazH7DQtN"
+MADE_UP_KEY = SEED_KEY
 
 
 @pytest.fixture(autouse=True)

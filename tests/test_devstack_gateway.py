@@ -3,6 +3,8 @@
 import pytest
 import requests
 
+from tests.conftest import SEED_KEY
+
 API = "/api/2.0/mlflow"
 
 
@@ -79,7 +81,7 @@ def test_reader_key_reads_but_gets_forbidden_on_a_write(devstack, devstack_keys)
 
 @pytest.mark.parametrize("key_name", ["revoked", "made-up"])
 def test_revoked_and_unknown_keys_get_401_json(devstack, devstack_keys, key_name):
-    key = devstack_keys.get(key_name, "hk_live_pIDV2HHxM4S7nNYgYjz16MvsazH7DQtN")
+    key = devstack_keys.get(key_name, SEED_KEY)
     response = read_experiment(devstack.url, key)
     assert response.status_code == 401
     assert response.headers["Content-Type"].startswith("application/json")

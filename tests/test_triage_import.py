@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from tests.conftest import ROOT, key_appears_in_database
+from tests.conftest import ROOT, SEED_KEY, key_appears_in_database
 from triage.markdown_io import export_plan, parse_plan
 from triage.models import ActionItem, Finding, Investigation
 from triage.services import investigation_import, investigation_plan
 
 SEED = Path(__file__).parent / "fixtures" / "lscor-investigation-plan.md"
-SEED_KEY = "hk_live_pIDV2HHxM4S7nNYgYjz16MvsazH7DQtN"
 
 
 def test_the_seed_imports_with_its_four_findings_and_statuses(db):

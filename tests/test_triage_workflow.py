@@ -5,10 +5,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.conftest import SEED_KEY
 from triage import services
 from triage.models import ActionItem, Finding, Investigation, TimelineEvent
 
-KEY = "hk_live_pIDV2HHxM4S7nNYgYjz16MvsazH7DQtN"
+KEY = SEED_KEY
 
 
 @pytest.fixture
