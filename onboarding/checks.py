@@ -286,7 +286,3 @@ class ConnectivityCheck(StepRunner):
                 if failure:
                     return failure
         return self._probe_create_delete(self.model_name)
-
-
-def connectivity_check(registry_url: str, api_key: str, *, model_name: str = "", on_step=None) -> list[StepResult]:
-    return ConnectivityCheck(registry_url, api_key, model_name=model_name).run(on_step)

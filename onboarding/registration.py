@@ -68,10 +68,6 @@ class RegistrationRequest:
         """What a Registration row keeps of the request (the warnings are shown once, not kept)."""
         return {name: getattr(self, name) for name in self.STORED_FIELDS}
 
-    @property
-    def uri_kind(self) -> str:
-        return parse_model_uri(self.model_uri)[0]
-
     def version_tags(self, run_id: str | None) -> dict[str, str]:
         """Exactly the tags `register_tokenized_model` sets, plus the user's extra tags."""
         tags = dict(self.extra_tags)
@@ -199,7 +195,6 @@ class RegistrationCheck(StepRunner):
         self.experiment_id: str | None = None
         self.source = request.model_uri
         self.model_id: str | None = None
-        self.model_exists = False
         self.write_proven = False
         self.version: str | None = None
         self.tags: dict[str, str] = {}
@@ -338,7 +333,6 @@ class RegistrationCheck(StepRunner):
         failure = self._http_failure(response)
         if failure:
             return failure
-        self.model_exists = True
         probe = self._probe_tag_write(name)
         if probe.status == StepStatus.FAIL and probe.cause == "WRITE_PERMISSION_DENIED":
             gateway_scope = probe.evidence.get("body", "").lstrip().startswith("{")

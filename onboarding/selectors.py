@@ -23,8 +23,7 @@ def check_run_list_for(*, user) -> QuerySet[CheckRun]:
 
 
 def check_run_get_for(*, user, run_id: int) -> CheckRun:
-    run = get_object_or_404(check_run_list_for(user=user), pk=run_id)
-    return run
+    return get_object_or_404(check_run_list_for(user=user), pk=run_id)
 
 
 def check_run_owned_by(*, user, run_id: int) -> CheckRun:

@@ -7,7 +7,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.roles import Role, has_role, role_required
 
 from . import selectors, services
-from .diagnosis import CAUSES
 from .forms import ApiKeyForm, ConnectivityCheckForm, RegistrationForm
 from .keys import KeyFormatError
 
@@ -69,7 +68,7 @@ def connectivity(request: HttpRequest):
 @onboarding_role
 def check_run(request: HttpRequest, run_id: int):
     run = selectors.check_run_get_for(user=request.user, run_id=run_id)
-    context = {"run": run, "steps": list(run.steps.all()), "causes": CAUSES, **selectors.registration_result(run=run)}
+    context = {"run": run, "steps": list(run.steps.all()), **selectors.registration_result(run=run)}
     if request.htmx:
         return render(request, "onboarding/check_run.html#run", context)
     state = selectors.onboarding_state(user=request.user)

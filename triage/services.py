@@ -206,10 +206,6 @@ def comment_add(
     ), redactions
 
 
-def _clean_notes(redactions: Redactions, notes: list[str]) -> list[str]:
-    return [redactions.clean("notes", note) for note in notes]
-
-
 @transaction.atomic
 def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Redactions, Plan]:
     """A Markdown plan -> a structured investigation, all or nothing. Raises markdown_io.PlanError."""
@@ -221,7 +217,7 @@ def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Red
         "impact_platform": plan.impact_platform, "reproduction_steps": plan.reproduction_steps, "risks": plan.risks,
         "mitigations": plan.mitigations, "owner_label": plan.owner_label, "review_cadence": plan.review_cadence,
         "next_review": plan.next_review, "component_details": plan.component_details,
-        "notes": _clean_notes(redactions, plan.notes),
+        "notes": [redactions.clean("notes", note) for note in plan.notes],
     }  # fmt: skip
     if plan.created:
         data["created_at"] = datetime.combine(plan.created, time(), tzinfo=UTC)
