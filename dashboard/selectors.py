@@ -2,16 +2,18 @@
 page costs the same number of queries at 100 investigations and at 100,000."""
 
 import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, FloatField, Q, QuerySet
-from django.db.models.functions import TruncWeek
+from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, FloatField, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from onboarding.models import CheckRun, DeveloperProgress
-from triage.models import Finding, Investigation, Severity
+from triage import stats
+from triage.models import Investigation, InvestigationStat, Severity
 
 OPEN = Investigation.OPEN_STATUSES
 WEEKS = 12
@@ -73,88 +75,59 @@ def investigations_for(filters: DashboardFilters) -> QuerySet[Investigation]:
     return queryset
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's percentile_cont(p) WITHIN GROUP (ORDER BY expr), as an aggregate (so GROUP BY
-    stays on the grouping fields)."""
+class Median(Aggregate):
+    """PostgreSQL's percentile_cont(0.5) WITHIN GROUP (ORDER BY expression)."""
 
     function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
     output_field = FloatField()
 
-    def __init__(self, expression, fraction: float, **extra):
-        super().__init__(expression, fraction=fraction, **extra)
+
+def _stat_rows(filters: DashboardFilters) -> QuerySet[InvestigationStat]:
+    rows = InvestigationStat.objects.filter(stats.periods(filters.start, filters.end))
+    rows = rows.filter(component_id=filters.component) if filters.component else rows.filter(component__isnull=True)
+    return rows.filter(severity=filters.severity) if filters.severity else rows
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * fraction  # linear interpolation, like percentile_cont
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def _days(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 86400, 1)
 
 
-def time_to_resolution(queryset: QuerySet[Investigation]) -> dict:
-    """p50/p90 days from created to resolved, overall and per severity (one query on PostgreSQL)."""
-    resolved = queryset.filter(resolved_at__isnull=False)
-    seconds = ExpressionWrapper(F("resolved_at") - F("created_at"), output_field=DurationField())
-    if connection.vendor == "postgresql":
-        from django.db.models.expressions import RawSQL
+def time_to_resolution(histograms: dict[str, dict[str, list]]) -> dict:
+    """p50/p90 days from created to resolved, overall and per severity, from the stats' histograms."""
+    overall: dict[str, list] = {}
+    for histogram in histograms.values():
+        for key, (n, total) in histogram.items():
+            merged = overall.setdefault(key, [0, 0.0])
+            merged[0] += n
+            merged[1] += total
 
-        epoch = RawSQL("EXTRACT(EPOCH FROM (resolved_at - created_at))", [])
-        rows = list(
-            resolved.values("severity").annotate(
-                p50=PercentileCont(epoch, 0.5), p90=PercentileCont(epoch, 0.9), n=Count("id")
-            )
-        )
-        overall = resolved.aggregate(p50=PercentileCont(epoch, 0.5), p90=PercentileCont(epoch, 0.9), n=Count("id"))
-    else:  # SQLite: no percentile aggregate; fetch the durations (fine at the sizes SQLite serves)
-        by_severity: dict[str, list[float]] = {}
-        for severity, duration in resolved.annotate(d=seconds).values_list("severity", "d"):
-            by_severity.setdefault(severity, []).append(duration.total_seconds())
-        rows = [
-            {"severity": s, "p50": _percentile(v, 0.5), "p90": _percentile(v, 0.9), "n": len(v)}
-            for s, v in by_severity.items()
-        ]
-        everything = [x for v in by_severity.values() for x in v]
-        overall = {"p50": _percentile(everything, 0.5), "p90": _percentile(everything, 0.9), "n": len(everything)}
-
-    def days(row):
+    def summary(histogram: dict[str, list]) -> dict:
         return {
-            "p50": None if row["p50"] is None else round(row["p50"] / 86400, 1),
-            "p90": None if row["p90"] is None else round(row["p90"] / 86400, 1),
-            "n": row["n"],
+            "p50": _days(stats.percentile(histogram, 0.5)),
+            "p90": _days(stats.percentile(histogram, 0.9)),
+            "n": sum(n for n, _ in histogram.values()),
         }
 
-    per_severity = {row["severity"]: days(row) for row in rows}
     return {
-        "overall": days(overall),
-        "per_severity": [
-            (value, label, per_severity.get(value, {"p50": None, "p90": None, "n": 0}))
-            for value, label in Severity.choices
-        ],
+        "overall": summary(overall),
+        "per_severity": [(value, label, summary(histograms.get(value, {}))) for value, label in Severity.choices],
     }
 
 
-def _per_week(queryset: QuerySet[Investigation], field: str, since: datetime) -> dict[date, int]:
-    rows = (
-        queryset.filter(**{f"{field}__gte": since})
-        .annotate(week=TruncWeek(field))
-        .values("week")
-        .annotate(n=Count("id", distinct=True))
-    )
-    return {(week.date() if isinstance(week, datetime) else week): n for week, n in rows.values_list("week", "n")}
-
-
-def weekly_trend(queryset: QuerySet[Investigation], today: date) -> list[dict]:
+def weekly_trend(filters: DashboardFilters, resolved_by_week: dict[str, int], today: date) -> list[dict]:
+    """Created and resolved per week for the last WEEKS weeks (created: day rows of the trend's weeks)."""
     this_monday = today - timedelta(days=today.weekday())
     first = this_monday - timedelta(weeks=WEEKS - 1)
-    since = datetime.combine(first, time.min, tzinfo=timezone.get_current_timezone())
-    created = _per_week(queryset, "created_at", since)
-    resolved = _per_week(queryset, "resolved_at", since)
+    start = max(first, filters.start) if filters.start else first
+    day_rows = _stat_rows(DashboardFilters(start, filters.end, filters.severity, filters.component)).filter(
+        kind=InvestigationStat.Kind.DAY, period__gte=first, metric=InvestigationStat.Metric.STATUS
+    )
+    created: dict[date, int] = defaultdict(int)
+    for day, n in day_rows.values("period").annotate(n=Sum("n")).values_list("period", "n").order_by():
+        created[day - timedelta(days=day.weekday())] += n
     weeks = [first + timedelta(weeks=i) for i in range(WEEKS)]
-    return [{"week": w, "created": created.get(w, 0), "resolved": resolved.get(w, 0)} for w in weeks]
+    return [{"week": w, "created": created[w], "resolved": resolved_by_week.get(w.isoformat(), 0)} for w in weeks]
 
 
 def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
@@ -163,12 +136,24 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
         progress = progress.filter(signed_up_at__date__gte=filters.start)
     if filters.end:
         progress = progress.filter(signed_up_at__date__lte=filters.end)
+    registered = Q(registered_at__isnull=False)
+    median = {}
+    if connection.vendor == "postgresql":
+        to_first = RawSQL("EXTRACT(EPOCH FROM (registered_at - signed_up_at))", [])
+        median = {"median_seconds": Median(to_first, filter=registered)}
     counts = progress.aggregate(
-        signed_up=Count("id"),
+        signed_up=Count("*"),
         key_saved=Count("id", filter=Q(key_saved_at__isnull=False)),
         connectivity_passed=Count("id", filter=Q(connectivity_passed_at__isnull=False)),
-        registered=Count("id", filter=Q(registered_at__isnull=False)),
+        registered=Count("id", filter=registered),
+        **median,
     )
+    if connection.vendor != "postgresql":  # no percentile aggregate: SQLite serves small data sets
+        to_first = ExpressionWrapper(F("registered_at") - F("signed_up_at"), output_field=DurationField())
+        durations = [
+            d.total_seconds() for d in progress.filter(registered).annotate(d=to_first).values_list("d", flat=True)
+        ]
+        counts["median_seconds"] = statistics.median(durations) if durations else None
     steps, previous = [], None
     for key, label in (
         ("signed_up", "Signed up"),
@@ -180,78 +165,69 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
         conversion = None if previous in (None, 0) else round(100 * value / previous)
         steps.append({"key": key, "label": label, "count": value, "conversion": conversion})
         previous = value
-    to_first = ExpressionWrapper(F("registered_at") - F("signed_up_at"), output_field=DurationField())
-    durations = [
-        d.total_seconds()
-        for d in progress.filter(registered_at__isnull=False).annotate(d=to_first).values_list("d", flat=True)[:5000]
-    ]
     week_start = now - timedelta(days=7)
     top_causes = list(
         CheckRun.objects.filter(created_at__gte=week_start, status__in=[CheckRun.Status.FAILED, CheckRun.Status.LOST])
         .values("cause")
-        .annotate(runs=Count("id"), users=Count("user", distinct=True))
+        .annotate(runs=Count("*"), users=Count("user", distinct=True))
         .order_by("-users", "-runs")[:8]
     )
     return {
         "steps": steps,
         "top_causes": top_causes,
-        "median_hours_to_first_registration": None if not durations else round(statistics.median(durations) / 3600, 1),
+        "median_hours_to_first_registration": (
+            None if counts["median_seconds"] is None else round(counts["median_seconds"] / 3600, 1)
+        ),
     }
-
-
-CACHE_SECONDS = 60
-
-
-def dashboard_numbers_cached(filters: DashboardFilters) -> dict:
-    """The numbers, computed at most once a minute per filter set: the page a manager reloads, or a
-    tool polls, costs one cache read instead of a dozen aggregates over every investigation."""
-    from django.core.cache import cache
-
-    key = f"dashboard:v1:{filters.start}:{filters.end}:{filters.severity}:{filters.component}"
-    numbers = cache.get(key)
-    if numbers is None:
-        numbers = dashboard_numbers(filters)
-        cache.set(key, numbers, CACHE_SECONDS)
-    return numbers
 
 
 def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     today = timezone.localdate(now)
+    this_monday = today - timedelta(days=today.weekday())
+    last_monday = this_monday - timedelta(weeks=1)
+    # Counts over every matching investigation come from the pre-aggregated stats (one query) ...
+    matrix: dict[tuple[str, str], int] = defaultdict(int)
+    findings: dict[str, int] = defaultdict(int)
+    resolved_by_week: dict[str, int] = defaultdict(int)
+    histograms: dict[str, dict[str, list]] = defaultdict(dict)
+    Metric = InvestigationStat.Metric
+    for metric, key, severity, n, total in (
+        _stat_rows(filters)
+        .values("metric", "key", "severity")
+        .annotate(n=Sum("n"), total=Sum("total"))
+        .values_list("metric", "key", "severity", "n", "total")
+        .order_by()
+    ):
+        if metric == Metric.STATUS:
+            matrix[(severity, key)] += n
+        elif metric == Metric.FINDING:
+            findings[key] += n
+        elif metric == Metric.RESOLVED:
+            resolved_by_week[key] += n
+        elif metric == Metric.TTR:
+            histograms[severity][key] = [n, total]
+    # ... and what depends on the clock (reviews due, updates) is read live, from small indexed sets.
     investigations = investigations_for(filters)
     distinct = filters.component is not None  # only the component filter joins (and can repeat rows)
-    open_rows = (
-        investigations.filter(status__in=OPEN).values("severity", "status").annotate(n=Count("id", distinct=distinct))
-    )
-    matrix = {(row["severity"], row["status"]): row["n"] for row in open_rows}
-    this_monday = datetime.combine(
-        today - timedelta(days=today.weekday()), time.min, tzinfo=timezone.get_current_timezone()
-    )
-    resolved_weeks = investigations.aggregate(
-        this_week=Count("id", distinct=distinct, filter=Q(resolved_at__gte=this_monday)),
-        last_week=Count(
-            "id",
-            distinct=distinct,
-            filter=Q(resolved_at__gte=this_monday - timedelta(weeks=1), resolved_at__lt=this_monday),
-        ),
-        open=Count("id", distinct=distinct, filter=Q(status__in=OPEN)),
-        overdue=Count("id", distinct=distinct, filter=Q(status__in=OPEN, next_review__lt=today)),
-        stale_critical=Count(
-            "id",
-            distinct=distinct,
-            filter=Q(status__in=OPEN, severity=Severity.CRITICAL, updated_at__lt=now - timedelta(hours=24)),
-        ),
-    )
-    finding_rows = Finding.objects.all()
-    if filters.start or filters.end or filters.severity or filters.component:
-        finding_rows = finding_rows.filter(investigation__in=investigations.values("id"))
-    findings = dict(finding_rows.values("status").annotate(n=Count("id")).values_list("status", "n"))
+    open_investigations = investigations.filter(status__in=OPEN)
+    if distinct:
+        open_investigations = open_investigations.distinct()
+    clock = {  # one query each, so each can walk its own partial index
+        "overdue": open_investigations.filter(next_review__lt=today).count(),
+        "stale_critical": open_investigations.filter(
+            severity=Severity.CRITICAL, updated_at__lt=now - timedelta(hours=24)
+        ).count(),
+    }
     oldest = list(
-        investigations.filter(status__in=OPEN)
-        .order_by("created_at", "id")
-        .distinct()
-        .only("id", "title", "severity", "status", "created_at")[:10]
+        open_investigations.order_by("created_at", "id").only("id", "title", "severity", "status", "created_at")[:10]
     )
+    totals = {
+        "this_week": resolved_by_week.get(this_monday.isoformat(), 0),
+        "last_week": resolved_by_week.get(last_monday.isoformat(), 0),
+        "open": sum(matrix[(severity, status)] for severity in Severity.values for status in OPEN),
+        **clock,
+    }
     return {
         "now": now,
         "open_statuses": [(s, Investigation.Status(s).label) for s in OPEN],
@@ -259,27 +235,23 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
             (
                 value,
                 label,
-                [(status, matrix.get((value, status), 0)) for status in OPEN],
-                sum(matrix.get((value, s), 0) for s in OPEN),
+                [(status, matrix[(value, status)]) for status in OPEN],
+                sum(matrix[(value, s)] for s in OPEN),
             )
             for value, label in Severity.choices
         ],
-        "totals": resolved_weeks,
-        "this_monday": this_monday.date(),
-        "last_monday": (this_monday - timedelta(weeks=1)).date(),
+        "totals": totals,
+        "this_monday": this_monday,
+        "last_monday": last_monday,
         "findings": [
-            ("verified", "Verified", findings.get("verified", 0)),
-            ("false_positive", "False positive", findings.get("false_positive", 0)),
-            ("needs_investigation", "Needs investigation", findings.get("needs_investigation", 0)),
-            (
-                "open",
-                "Open (reported or investigating)",
-                findings.get("reported", 0) + findings.get("investigating", 0),
-            ),
-            ("resolved", "Resolved", findings.get("resolved", 0)),
+            ("verified", "Verified", findings["verified"]),
+            ("false_positive", "False positive", findings["false_positive"]),
+            ("needs_investigation", "Needs investigation", findings["needs_investigation"]),
+            ("open", "Open (reported or investigating)", findings["reported"] + findings["investigating"]),
+            ("resolved", "Resolved", findings["resolved"]),
         ],
-        "ttr": time_to_resolution(investigations),
+        "ttr": time_to_resolution(histograms),
         "oldest": [(inv, (now - inv.created_at).days) for inv in oldest],
-        "trend": weekly_trend(investigations, today),
+        "trend": weekly_trend(filters, resolved_by_week, today),
         "funnel": onboarding_funnel(filters, now),
     }

@@ -13,7 +13,7 @@ from triage.models import Component, Severity
 from triage.selectors import investigation_list
 
 from .charts import funnel_svg, weekly_bars_svg
-from .selectors import DashboardFilters, dashboard_numbers_cached
+from .selectors import DashboardFilters, dashboard_numbers
 
 dashboard_role = role_required(Role.MANAGER, Role.SUPPORT)
 
@@ -21,7 +21,7 @@ dashboard_role = role_required(Role.MANAGER, Role.SUPPORT)
 @dashboard_role
 def index(request: HttpRequest):
     filters = DashboardFilters.from_query(request.GET)
-    numbers = dashboard_numbers_cached(filters)
+    numbers = dashboard_numbers(filters)
     base = filters.as_list_query()
     context = {
         **numbers,
@@ -96,7 +96,7 @@ def api_status(request: HttpRequest):
             )
         if not has_role(request.user, Role.MANAGER, Role.SUPPORT):
             return JsonResponse({"error": "managers and support engineers only"}, status=403)
-    numbers = dashboard_numbers_cached(DashboardFilters.from_query(request.GET))
+    numbers = dashboard_numbers(DashboardFilters.from_query(request.GET))
     return JsonResponse(
         {
             "generated_at": numbers["now"].isoformat(),

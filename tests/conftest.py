@@ -191,7 +191,7 @@ def published_task_messages():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate limits and the dashboard's one-minute cache never leak from one test into another."""
+    """Rate limits never leak from one test into another."""
     from django.core.cache import cache
 
     cache.clear()

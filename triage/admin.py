@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ActionItem, Component, Finding, Investigation, Report, TimelineEvent
+from .models import ActionItem, Component, Finding, Investigation, InvestigationStat, Report, TimelineEvent
 
 
 @admin.register(Component)
@@ -66,3 +66,22 @@ class TimelineEventAdmin(admin.ModelAdmin):
 class ReportAdmin(admin.ModelAdmin):
     list_display = ["investigation", "reporter", "check_run", "consent_rerun", "created_at"]
     raw_id_fields = ["investigation", "reporter", "check_run"]
+
+
+@admin.register(InvestigationStat)
+class InvestigationStatAdmin(admin.ModelAdmin):
+    """Derived counts, read-only: `manage.py rebuild_investigation_stats` recomputes them."""
+
+    list_display = ["kind", "period", "severity", "component", "metric", "key", "n", "total"]
+    list_filter = ["kind", "metric", "severity"]
+    date_hierarchy = "period"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,5 +1,9 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+# Investigation.OPEN_STATUSES, spelled out for index conditions (the class is not defined yet there)
+OPEN = ["new", "investigating", "root_cause_identified", "fixing", "monitoring"]
 
 
 class Severity(models.TextChoices):
@@ -90,6 +94,14 @@ class Investigation(models.Model):
             models.Index(fields=["status", "severity"]),
             # the list's default order: a deep page is an index-only walk over ids (see triage.views.index)
             models.Index(fields=["-created_at", "-id"], name="investigation_newest"),
+            # the dashboard's live numbers, each an index-only scan of the open investigations
+            models.Index(fields=["created_at", "id"], condition=Q(status__in=OPEN), name="investigation_open_oldest"),
+            models.Index(fields=["next_review"], condition=Q(status__in=OPEN), name="investigation_open_review"),
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(status__in=OPEN, severity="critical"),
+                name="investigation_open_critical",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -196,3 +208,40 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reporter} on {self.investigation.number}"
+
+
+class InvestigationStat(models.Model):
+    """Pre-aggregated counts of investigations, per (day or month created, severity, component slice,
+    metric, key). Derived data: `triage.stats` keeps it current and can rebuild it from scratch."""
+
+    class Kind(models.TextChoices):
+        DAY = "day", "Day"
+        MONTH = "month", "Month"
+
+    class Metric(models.TextChoices):
+        STATUS = "status", "Investigations by status"
+        FINDING = "finding", "Findings by status"
+        RESOLVED = "resolved", "Resolved, by week"
+        TTR = "ttr", "Time to resolution (log bucket)"
+
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    period = models.DateField(help_text="The day created, or the first day of the month.")
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    component = models.ForeignKey(
+        Component,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: every investigation.",
+    )
+    metric = models.CharField(max_length=10, choices=Metric.choices)
+    key = models.CharField(max_length=32)
+    n = models.IntegerField()
+    total = models.FloatField(default=0, help_text="Sum of seconds (time to resolution).")
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "component", "period"], name="investigation_stat_read")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.period} {self.severity} {self.metric}={self.key}: {self.n}"

@@ -1,0 +1,340 @@
+"""Pre-aggregated investigation counts, so the dashboard reads a few thousand small rows instead of
+every investigation and finding (see `InvestigationStat`).
+
+A *day* row sums the investigations created on that day (in the portal's time zone) with one
+severity; a *month* row is the sum of that month's day rows. `component` NULL is every
+investigation; a component's own slice counts the investigations tagged with it. Metrics:
+
+    status    key = investigation status          n = investigations
+    finding   key = finding status                n = findings
+    resolved  key = Monday of the week resolved   n = investigations
+    ttr       key = log bucket of created -> resolved seconds; n = investigations, total = seconds
+
+Time to resolution is a histogram: bucket b holds durations in [GAMMA**(b-1), GAMMA**b) seconds, and
+its value is the mean of what fell in it (`total / n`), so a percentile read from it is within
+GAMMA - 1 (5 %) of the exact one, and exact when a bucket's durations are equal.
+
+Kept current by signals (`connect`): a save or delete of an investigation or a finding, or a change to
+an investigation's components, refreshes the (day, severity) keys it touches once its transaction
+commits, under one lock so concurrent refreshes cannot interleave. Writes that bypass signals
+(`QuerySet.update`, `bulk_create`) must call `refresh_investigations()` or `rebuild()`."""
+
+import math
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_delete
+from django.utils import timezone
+
+from .models import Finding, Investigation, InvestigationStat
+
+GAMMA = 1.05
+BATCH = 5000
+Key = tuple[date, str]  # (day created, severity)
+Metric = InvestigationStat.Metric
+Kind = InvestigationStat.Kind
+
+
+def local_day(moment: datetime) -> date:
+    return timezone.localtime(moment, timezone.get_default_timezone()).date()
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone())
+
+
+def month_after(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def week_of(moment: datetime) -> date:
+    day = local_day(moment)
+    return day - timedelta(days=day.weekday())
+
+
+def bucket_of(seconds: float) -> int:
+    return 0 if seconds < 1 else 1 + int(math.log(seconds) / math.log(GAMMA))
+
+
+def key_of(investigation: Investigation) -> Key | None:
+    created, severity = investigation.__dict__.get("created_at"), investigation.__dict__.get("severity")
+    return (local_day(created), severity) if created and severity else None
+
+
+# -- computing rows from the source tables -------------------------------------------------------
+
+
+def _collect(investigations: QuerySet[Investigation]) -> dict[tuple, list]:
+    """{(day, severity, component id or None, metric, key): [n, total]} for these investigations."""
+    components = defaultdict(list)
+    for investigation_id, component_id in Investigation.components.through.objects.filter(
+        investigation__in=investigations.values("id")
+    ).values_list("investigation_id", "component_id"):
+        components[investigation_id].append(component_id)
+    findings = defaultdict(list)
+    for investigation_id, status, n in (
+        Finding.objects.filter(investigation__in=investigations.values("id"))
+        .values("investigation_id", "status")
+        .annotate(n=Count("id"))
+        .values_list("investigation_id", "status", "n")
+        .order_by()
+    ):
+        findings[investigation_id].append((status, n))
+    rows: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
+    for pk, created, severity, status, resolved in investigations.values_list(
+        "id", "created_at", "severity", "status", "resolved_at"
+    ).order_by():
+        day = local_day(created)
+        facts = [(Metric.STATUS, status, 1, 0.0)]
+        facts += [(Metric.FINDING, finding_status, n, 0.0) for finding_status, n in findings.get(pk, ())]
+        if resolved is not None:
+            seconds = (resolved - created).total_seconds()
+            facts.append((Metric.RESOLVED, week_of(resolved).isoformat(), 1, 0.0))
+            facts.append((Metric.TTR, f"{bucket_of(seconds):04d}", 1, seconds))
+        for component in (None, *components.get(pk, ())):
+            for metric, key, n, total in facts:
+                row = rows[(day, severity, component, metric, key)]
+                row[0] += n
+                row[1] += total
+    return rows
+
+
+def _insert(rows: dict[tuple, list]) -> int:
+    InvestigationStat.objects.bulk_create(
+        (
+            InvestigationStat(
+                kind=Kind.DAY, period=day, severity=severity, component_id=component, metric=metric, key=key,
+                n=n, total=total,
+            )
+            for (day, severity, component, metric, key), (n, total) in rows.items()
+        ),
+        batch_size=BATCH,
+    )  # fmt: skip
+    return len(rows)
+
+
+def _rebuild_months(months: Q) -> None:
+    """Month rows = the sum of their day rows (`months` selects day rows)."""
+    day_rows = (
+        InvestigationStat.objects.filter(months, kind=Kind.DAY)
+        .annotate(month=TruncMonth("period"))
+        .values("month", "severity", "component_id", "metric", "key")
+        .annotate(n=Sum("n"), total=Sum("total"))
+        .order_by()
+    )
+    InvestigationStat.objects.bulk_create(
+        (
+            InvestigationStat(
+                kind=Kind.MONTH, period=row["month"], severity=row["severity"], component_id=row["component_id"],
+                metric=row["metric"], key=row["key"], n=row["n"], total=row["total"],
+            )
+            for row in day_rows.iterator(chunk_size=BATCH)
+        ),
+        batch_size=BATCH,
+    )  # fmt: skip
+
+
+def _lock() -> None:
+    """One writer at a time (PostgreSQL; SQLite already has one writer)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('triage.investigation_stat'))")
+
+
+def refresh_keys(keys: Iterable[Key]) -> None:
+    """Recompute the day rows of these (day, severity) keys from the source, and their months."""
+    keys = sorted({k for k in keys if k})
+    for offset in range(0, len(keys), 200):
+        chunk = keys[offset : offset + 200]
+        source, days, months = Q(), Q(), Q()
+        for day, severity in chunk:
+            source |= Q(
+                created_at__gte=day_start(day), created_at__lt=day_start(day + timedelta(days=1)), severity=severity
+            )
+            days |= Q(period=day, severity=severity)
+        for month, severity in {(day.replace(day=1), severity) for day, severity in chunk}:
+            next_month = month_after(month)
+            months |= Q(period__gte=month, period__lt=next_month, severity=severity)
+        with transaction.atomic():
+            _lock()
+            InvestigationStat.objects.filter(days, kind=Kind.DAY).delete()
+            _insert(_collect(Investigation.objects.filter(source)))
+            InvestigationStat.objects.filter(months, kind=Kind.MONTH).delete()
+            _rebuild_months(months)
+
+
+def refresh_investigations(ids: Iterable[int]) -> None:
+    """For writes that bypass signals: refresh the keys of these investigations as they are now."""
+    ids = list(ids)
+    keys = set()
+    for offset in range(0, len(ids), 500):
+        for created, severity in Investigation.objects.filter(pk__in=ids[offset : offset + 500]).values_list(
+            "created_at", "severity"
+        ):
+            keys.add((local_day(created), severity))
+    refresh_keys(keys)
+
+
+def rebuild() -> int:
+    """Every row from scratch, month by month of creation. Returns how many day rows it wrote."""
+    written = 0
+    with transaction.atomic():
+        _lock()
+        InvestigationStat.objects.all().delete()
+        first = Investigation.objects.order_by("created_at").values_list("created_at", flat=True).first()
+        last = Investigation.objects.order_by("-created_at").values_list("created_at", flat=True).first()
+        if first is None:
+            return 0
+        month = local_day(first).replace(day=1)
+        while month <= local_day(last):
+            next_month = month_after(month)
+            written += _insert(
+                _collect(
+                    Investigation.objects.filter(created_at__gte=day_start(month), created_at__lt=day_start(next_month))
+                )
+            )
+            month = next_month
+        _rebuild_months(Q())
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # fresh planner statistics for a table rewritten at once
+            cursor.execute("ANALYZE triage_investigationstat")
+    return written
+
+
+def ensure_built(**kwargs) -> None:
+    """After `migrate`: fill the stats of a database that has investigations but no stats yet (the
+    first migrate after upgrading, or a restored dump)."""
+    if not InvestigationStat.objects.exists() and Investigation.objects.exists():
+        rebuild()
+
+
+# -- keeping rows current ------------------------------------------------------------------------
+
+_pending = threading.local()
+
+
+def _schedule(*keys: Key | None) -> None:
+    """Refresh these keys once the current transaction commits (at once outside a transaction)."""
+    keys = {k for k in keys if k}
+    if not keys:
+        return
+    pending = getattr(_pending, "keys", None)
+    if pending is None:
+        pending = _pending.keys = set()
+    pending |= keys
+    transaction.on_commit(_flush, robust=True)
+
+
+def _flush() -> None:
+    keys = getattr(_pending, "keys", None)
+    if keys:
+        _pending.keys = set()
+        refresh_keys(keys)
+
+
+def _investigation_keys(ids: Iterable[int]) -> set[Key]:
+    return {
+        (local_day(created), severity)
+        for created, severity in Investigation.objects.filter(pk__in=list(ids)).values_list("created_at", "severity")
+    }
+
+
+def _remember_key(sender, instance, **kwargs):
+    # as loaded (cheap: a list page loads 50): a save that moves the investigation refreshes both keys
+    instance._stat_loaded = (instance.__dict__.get("created_at"), instance.__dict__.get("severity"))
+
+
+def _loaded_key(instance) -> Key | None:
+    created, severity = getattr(instance, "_stat_loaded", (None, None))
+    return (local_day(created), severity) if created and severity else None
+
+
+def _investigation_saved(sender, instance, **kwargs):
+    _schedule(_loaded_key(instance), key_of(instance))
+    _remember_key(sender, instance)
+
+
+def _investigation_deleted(sender, instance, **kwargs):
+    _schedule(_loaded_key(instance), key_of(instance))
+
+
+def _finding_changed(sender, instance, **kwargs):
+    if Finding.investigation.is_cached(instance):
+        _schedule(key_of(instance.investigation))
+    else:
+        _schedule(*_investigation_keys([instance.investigation_id]))
+
+
+def _components_changed(sender, instance, action, reverse, pk_set, **kwargs):
+    if not reverse and action in ("post_add", "post_remove", "post_clear"):
+        _schedule(key_of(instance))
+    elif reverse and action in ("post_add", "post_remove"):
+        _schedule(*_investigation_keys(pk_set or ()))
+    elif reverse and action == "pre_clear":  # component.investigations.clear(): the ids are gone afterwards
+        _schedule(*_investigation_keys(instance.investigations.values_list("id", flat=True)))
+
+
+def connect() -> None:
+    post_init.connect(_remember_key, sender=Investigation, dispatch_uid="stat_remember")
+    post_save.connect(_investigation_saved, sender=Investigation, dispatch_uid="stat_investigation_saved")
+    pre_delete.connect(_remember_key, sender=Investigation, dispatch_uid="stat_investigation_pre_delete")
+    post_delete.connect(_investigation_deleted, sender=Investigation, dispatch_uid="stat_investigation_deleted")
+    post_save.connect(_finding_changed, sender=Finding, dispatch_uid="stat_finding_saved")
+    post_delete.connect(_finding_changed, sender=Finding, dispatch_uid="stat_finding_deleted")
+    m2m_changed.connect(_components_changed, sender=Investigation.components.through, dispatch_uid="stat_components")
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def periods(start: date | None, end: date | None) -> Q:
+    """The rows covering investigations created in [start, end] (either side open): month rows for the
+    whole months inside, day rows for the days at either edge."""
+    first_month = None if start is None else start if start.day == 1 else month_after(start)
+    # the last month that ends on or before `end`
+    last_month = None
+    if end is not None:
+        last_month = (
+            end.replace(day=1)
+            if end + timedelta(days=1) == month_after(end)
+            else (end.replace(day=1) - timedelta(days=1)).replace(day=1)
+        )
+    if first_month is not None and last_month is not None and first_month > last_month:
+        return Q(kind=Kind.DAY, period__gte=start, period__lte=end)  # no whole month inside
+    query = Q(kind=Kind.MONTH)
+    if first_month is not None:
+        query &= Q(period__gte=first_month)
+    if last_month is not None:
+        query &= Q(period__lte=last_month)
+    if start is not None and start < first_month:
+        query |= Q(kind=Kind.DAY, period__gte=start, period__lt=first_month)
+    if end is not None and month_after(last_month) <= end:
+        query |= Q(kind=Kind.DAY, period__gte=month_after(last_month), period__lte=end)
+    return query
+
+
+def percentile(histogram: dict[str, list], fraction: float) -> float | None:
+    """percentile_cont over the durations a histogram {bucket: [n, total seconds]} holds, each
+    bucket's durations taken at their mean."""
+    buckets = sorted((key, n, total / n) for key, (n, total) in histogram.items() if n)
+    count = sum(n for _, n, _ in buckets)
+    if not count:
+        return None
+    position = (count - 1) * fraction
+
+    def value_at(rank: int) -> float:
+        seen = 0
+        for _, n, mean in buckets:
+            seen += n
+            if rank < seen:
+                return mean
+        return buckets[-1][2]
+
+    low = int(position)
+    below, above = value_at(low), value_at(min(low + 1, count - 1))
+    return below + (above - below) * (position - low)
