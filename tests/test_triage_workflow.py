@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from tests.conftest import SEED_KEY
 from triage import services
-from triage.models import ActionItem, Finding, Investigation, TimelineEvent
+from triage.models import ActionItem, Component, Finding, Investigation, TimelineEvent
 
 KEY = SEED_KEY
 
@@ -177,3 +177,23 @@ def test_the_timeline_is_append_only_in_the_admin(admin_client, investigation):
         == 403
     )
     assert TimelineEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_a_broad_search_counts_up_to_a_cap_and_says_so(client, bob, monkeypatch):
+    from triage import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_COUNT_CAP", 5)
+    component = Component.objects.order_by("name").first()  # the seeded list
+    for index in range(8):
+        services.investigation_create(
+            actor=bob, data={"title": f"Token rejected {index}", "severity": "high", "owner": bob},
+            component_names=[component.name],
+        )  # fmt: skip
+    client.force_login(bob)
+    found = client.get(reverse("triage:index") + "?q=token").content.decode()
+    assert "more than 5 investigations match: narrow the search" in found
+    assert found.count("Token rejected") == 5  # the first (newest) 5: more are reached by narrowing
+    row = found.split("Token rejected 7")[1].split("</tr>")[0]
+    assert "High" in row and "New" in row and bob.username in row and component.name in row
+    exact = client.get(reverse("triage:index") + "?severity=high").content.decode()
+    assert "8 investigations" in exact and "narrow the search" not in exact

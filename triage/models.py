@@ -96,7 +96,6 @@ class Investigation(models.Model):
             models.Index(fields=["-created_at", "-id"], name="investigation_newest"),
             # the dashboard's live numbers, each an index-only scan of the open investigations
             models.Index(fields=["created_at", "id"], condition=Q(status__in=OPEN), name="investigation_open_oldest"),
-            models.Index(fields=["next_review"], condition=Q(status__in=OPEN), name="investigation_open_review"),
             models.Index(
                 fields=["updated_at"],
                 condition=Q(status__in=OPEN, severity="critical"),
@@ -223,6 +222,7 @@ class InvestigationStat(models.Model):
         FINDING = "finding", "Findings by status"
         RESOLVED = "resolved", "Resolved, by week"
         TTR = "ttr", "Time to resolution (log bucket)"
+        REVIEW = "review", "Open, by next review date"
 
     kind = models.CharField(max_length=5, choices=Kind.choices)
     period = models.DateField(help_text="The day created, or the first day of the month.")

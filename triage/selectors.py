@@ -1,12 +1,13 @@
 """Triage reads: lists with filters, ownership checks in one place."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.roles import Role, has_role
 
-from .models import Component, Investigation, Severity
+from .models import Component, Finding, Investigation, Severity
 
 SORTS = {
     "newest": ("-created_at", "-id"),
@@ -32,10 +33,10 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
     if owner := filters.get("owner"):
         queryset = queryset.filter(owner=user) if owner == "me" else queryset.filter(owner_id=owner)
     if component := filters.get("component"):
-        queryset = queryset.filter(components__id=component)
+        queryset = queryset.filter(tagged_with(component))
     queryset = _date_filters(queryset, filters)
     if finding_status := filters.get("finding_status"):
-        queryset = queryset.filter(findings__status=finding_status).distinct()
+        queryset = queryset.filter(Exists(Finding.objects.filter(investigation=OuterRef("pk"), status=finding_status)))
     if text := (filters.get("q") or "").strip():
         query = Q(title__icontains=text) | Q(summary__icontains=text)
         if text.upper().startswith("INV-") and text[4:].isdigit():
@@ -49,6 +50,40 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
             )
         )
     return queryset.order_by(*sort)
+
+
+SEARCH_COUNT_CAP = 1000
+
+
+def list_rows(ids: list[int]) -> list[dict]:
+    """The list's rows for one page of ids, in that order: plain values with their labels (no model
+    instances, no per-row lookups in the template)."""
+    components: dict[int, list[str]] = {}
+    for investigation_id, name in (
+        Investigation.components.through.objects.filter(investigation_id__in=ids)
+        .order_by("component__name")
+        .values_list("investigation_id", "component__name")
+    ):
+        components.setdefault(investigation_id, []).append(name)
+    severities, statuses = dict(Severity.choices), dict(Investigation.Status.choices)
+    resolutions = dict(Investigation.Resolution.choices)
+    rows = {}
+    for row in Investigation.objects.filter(pk__in=ids).values(
+        "id", "title", "severity", "status", "resolution", "owner_label", "created_at", owner_name=F("owner__username")
+    ):
+        row["severity_label"] = severities.get(row["severity"], row["severity"])
+        row["status_label"] = statuses.get(row["status"], row["status"])
+        row["resolution_label"] = resolutions.get(row["resolution"], "") if row["resolution"] else ""
+        row["owner"] = row["owner_name"] or row["owner_label"] or "—"
+        row["components"] = ", ".join(components.get(row["id"], ()))
+        row["created"] = timezone.localtime(row["created_at"]).date().isoformat()
+        rows[row["id"]] = row
+    return [rows[pk] for pk in ids if pk in rows]
+
+
+def tagged_with(component) -> Exists:
+    """Investigations tagged with a component: a semi-join, so no row repeats and no DISTINCT."""
+    return Exists(Investigation.components.through.objects.filter(investigation=OuterRef("pk"), component=component))
 
 
 def investigation_get_for(*, user, pk: int) -> Investigation:

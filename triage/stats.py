@@ -9,6 +9,7 @@ investigation; a component's own slice counts the investigations tagged with it.
     finding   key = finding status                n = findings
     resolved  key = Monday of the week resolved   n = investigations
     ttr       key = log bucket of created -> resolved seconds; n = investigations, total = seconds
+    review    key = next review date of the open ones  n = investigations (overdue: key < today)
 
 Time to resolution is a histogram: bucket b holds durations in [GAMMA**(b-1), GAMMA**b) seconds, and
 its value is the mean of what fell in it (`total / n`), so a percentile read from it is within
@@ -86,8 +87,8 @@ def _collect(investigations: QuerySet[Investigation]) -> dict[tuple, list]:
     ):
         findings[investigation_id].append((status, n))
     rows: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
-    for pk, created, severity, status, resolved in investigations.values_list(
-        "id", "created_at", "severity", "status", "resolved_at"
+    for pk, created, severity, status, resolved, next_review in investigations.values_list(
+        "id", "created_at", "severity", "status", "resolved_at", "next_review"
     ).order_by():
         day = local_day(created)
         facts = [(Metric.STATUS, status, 1, 0.0)]
@@ -96,6 +97,8 @@ def _collect(investigations: QuerySet[Investigation]) -> dict[tuple, list]:
             seconds = (resolved - created).total_seconds()
             facts.append((Metric.RESOLVED, week_of(resolved).isoformat(), 1, 0.0))
             facts.append((Metric.TTR, f"{bucket_of(seconds):04d}", 1, seconds))
+        if next_review is not None and status in Investigation.OPEN_STATUSES:
+            facts.append((Metric.REVIEW, next_review.isoformat(), 1, 0.0))
         for component in (None, *components.get(pk, ())):
             for metric, key, n, total in facts:
                 row = rows[(day, severity, component, metric, key)]

@@ -3,6 +3,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import Role, has_role, role_required
@@ -13,6 +14,26 @@ from .markdown_io import PlanError, export_plan
 from .models import ActionItem, Finding, Investigation, Report
 
 PER_PAGE = 50
+
+
+class CountedPaginator(Paginator):
+    """Counts without the list's ORDER BY, and a search at most `cap` + 1 matches: a search that
+    matches 16,000 investigations is not worth counting exactly (20 ms of rechecking text at 100k),
+    and its later pages are better reached by narrowing it."""
+
+    def __init__(self, object_list, per_page, *, cap: int | None = None):
+        super().__init__(object_list, per_page)
+        self.cap, self.capped = cap, False
+
+    @cached_property
+    def count(self) -> int:
+        if self.cap is None:
+            return self.object_list.order_by().count()
+        found = self.object_list.order_by()[: self.cap + 1].count()
+        self.capped = found > self.cap
+        return min(found, self.cap)
+
+
 support_only = role_required(Role.SUPPORT)
 # Managers read the lists and investigations the dashboard links to; only support engineers change them.
 staff_read = role_required(Role.SUPPORT, Role.MANAGER)
@@ -30,15 +51,13 @@ def index(request: HttpRequest, queue: bool = False):
         filters.update(owner="me", status=filters.get("status") or "open")
     investigations = selectors.investigation_list(filters=filters, user=request.user)
     # Page over ids only (an index walk even on a deep page), then load just that page's rows.
-    page = Paginator(investigations.values_list("pk", flat=True), PER_PAGE).get_page(request.GET.get("page"))
-    rows = {
-        inv.pk: inv
-        for inv in Investigation.objects.filter(pk__in=list(page.object_list))
-        .select_related("owner")
-        .prefetch_related("components")
-        .defer("summary", "reproduction_steps", "risks", "mitigations", "notes", "component_details", "environment")
-    }
-    page.object_list = [rows[pk] for pk in page.object_list]
+    paginator = CountedPaginator(
+        investigations.values_list("pk", flat=True),
+        PER_PAGE,
+        cap=selectors.SEARCH_COUNT_CAP if (filters.get("q") or "").strip() else None,
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = selectors.list_rows(list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
