@@ -116,19 +116,18 @@ def time_to_resolution(histograms: dict[str, dict[str, list]]) -> dict:
     }
 
 
-def weekly_trend(filters: DashboardFilters, resolved_by_week: dict[str, int], today: date) -> list[dict]:
-    """Created and resolved per week for the last WEEKS weeks (created: day rows of the trend's weeks)."""
+def weekly_trend(created_by_week: dict[str, int], resolved_by_week: dict[str, int], today: date) -> list[dict]:
+    """Created and resolved per week for the last WEEKS weeks."""
     this_monday = today - timedelta(days=today.weekday())
-    first = this_monday - timedelta(weeks=WEEKS - 1)
-    start = max(first, filters.start) if filters.start else first
-    day_rows = _stat_rows(DashboardFilters(start, filters.end, filters.severity, filters.component)).filter(
-        kind=InvestigationStat.Kind.DAY, period__gte=first, metric=InvestigationStat.Metric.STATUS
-    )
-    created: dict[date, int] = defaultdict(int)
-    for day, n in day_rows.values("period").annotate(n=Sum("n")).values_list("period", "n").order_by():
-        created[day - timedelta(days=day.weekday())] += n
-    weeks = [first + timedelta(weeks=i) for i in range(WEEKS)]
-    return [{"week": w, "created": created[w], "resolved": resolved_by_week.get(w.isoformat(), 0)} for w in weeks]
+    weeks = [this_monday - timedelta(weeks=WEEKS - 1 - i) for i in range(WEEKS)]
+    return [
+        {
+            "week": w,
+            "created": created_by_week.get(w.isoformat(), 0),
+            "resolved": resolved_by_week.get(w.isoformat(), 0),
+        }
+        for w in weeks
+    ]
 
 
 def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
@@ -191,6 +190,7 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
     matrix: dict[tuple[str, str], int] = defaultdict(int)
     findings: dict[str, int] = defaultdict(int)
     resolved_by_week: dict[str, int] = defaultdict(int)
+    created_by_week: dict[str, int] = defaultdict(int)
     histograms: dict[str, dict[str, list]] = defaultdict(dict)
     overdue, today_iso = 0, today.isoformat()
     Metric = InvestigationStat.Metric
@@ -207,6 +207,8 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
             findings[key] += n
         elif metric == Metric.RESOLVED:
             resolved_by_week[key] += n
+        elif metric == Metric.CREATED:
+            created_by_week[key] += n
         elif metric == Metric.TTR:
             histograms[severity][key] = [n, total]
         elif metric == Metric.REVIEW and key < today_iso:  # ISO dates compare as strings
@@ -251,6 +253,6 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
         ],
         "ttr": time_to_resolution(histograms),
         "oldest": [(inv, (now - inv.created_at).days) for inv in oldest],
-        "trend": weekly_trend(filters, resolved_by_week, today),
+        "trend": weekly_trend(created_by_week, resolved_by_week, today),
         "funnel": onboarding_funnel(filters, now),
     }

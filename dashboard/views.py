@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -29,6 +30,7 @@ def index(request: HttpRequest):
         "severities": Severity.choices,
         "components": Component.objects.all(),
         "list_query": urlencode(base),
+        "list_url": reverse("triage:index"),  # reversed once: the page links some 40 numbers to it
         "trend_svg": weekly_bars_svg(numbers["trend"]),
         "funnel_svg": funnel_svg(numbers["funnel"]["steps"]),
         "csv_query": request.GET.urlencode(),

@@ -216,16 +216,18 @@ class InvestigationStat(models.Model):
     class Kind(models.TextChoices):
         DAY = "day", "Day"
         MONTH = "month", "Month"
+        ALL = "all", "All time"
 
     class Metric(models.TextChoices):
         STATUS = "status", "Investigations by status"
         FINDING = "finding", "Findings by status"
+        CREATED = "created", "Created, by week"
         RESOLVED = "resolved", "Resolved, by week"
         TTR = "ttr", "Time to resolution (log bucket)"
         REVIEW = "review", "Open, by next review date"
 
     kind = models.CharField(max_length=5, choices=Kind.choices)
-    period = models.DateField(help_text="The day created, or the first day of the month.")
+    period = models.DateField(help_text="The day created, the first day of the month, or 0001-01-01 (all time).")
     severity = models.CharField(max_length=10, choices=Severity.choices)
     component = models.ForeignKey(
         Component,
@@ -241,7 +243,10 @@ class InvestigationStat(models.Model):
     total = models.FloatField(default=0, help_text="Sum of seconds (time to resolution).")
 
     class Meta:
-        indexes = [models.Index(fields=["kind", "component", "period"], name="investigation_stat_read")]
+        indexes = [
+            models.Index(fields=["kind", "component", "period"], name="investigation_stat_read"),  # the dashboard
+            models.Index(fields=["kind", "period", "severity"], name="investigation_stat_refresh"),  # a refresh
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.period} {self.severity} {self.metric}={self.key}: {self.n}"

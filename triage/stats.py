@@ -2,11 +2,12 @@
 every investigation and finding (see `InvestigationStat`).
 
 A *day* row sums the investigations created on that day (in the portal's time zone) with one
-severity; a *month* row is the sum of that month's day rows. `component` NULL is every
+severity; a *month* row is the sum of that month's day rows, and an *all* row the sum of every month. `component` NULL is every
 investigation; a component's own slice counts the investigations tagged with it. Metrics:
 
     status    key = investigation status          n = investigations
     finding   key = finding status                n = findings
+    created   key = Monday of the week created    n = investigations
     resolved  key = Monday of the week resolved   n = investigations
     ttr       key = log bucket of created -> resolved seconds; n = investigations, total = seconds
     review    key = next review date of the open ones  n = investigations (overdue: key < today)
@@ -18,7 +19,10 @@ GAMMA - 1 (5 %) of the exact one, and exact when a bucket's durations are equal.
 Kept current by signals (`connect`): a save or delete of an investigation or a finding, or a change to
 an investigation's components, refreshes the (day, severity) keys it touches once its transaction
 commits, under one lock so concurrent refreshes cannot interleave. Writes that bypass signals
-(`QuerySet.update`, `bulk_create`) must call `refresh_investigations()` or `rebuild()`."""
+(`QuerySet.update`, `bulk_create`) must call `refresh_investigations()` or `rebuild()`.
+
+`ensure_built` (after `migrate`) fills an empty table: a migration that changes what the rows mean
+empties the table, and the next `migrate` rebuilds it."""
 
 import math
 import threading
@@ -91,7 +95,10 @@ def _collect(investigations: QuerySet[Investigation]) -> dict[tuple, list]:
         "id", "created_at", "severity", "status", "resolved_at", "next_review"
     ).order_by():
         day = local_day(created)
-        facts = [(Metric.STATUS, status, 1, 0.0)]
+        facts = [
+            (Metric.STATUS, status, 1, 0.0),
+            (Metric.CREATED, (day - timedelta(days=day.weekday())).isoformat(), 1, 0.0),
+        ]
         facts += [(Metric.FINDING, finding_status, n, 0.0) for finding_status, n in findings.get(pk, ())]
         if resolved is not None:
             seconds = (resolved - created).total_seconds()
@@ -142,6 +149,33 @@ def _rebuild_months(months: Q) -> None:
     )  # fmt: skip
 
 
+ALL_TIME = date(1, 1, 1)  # the period of the all-time rows
+
+
+def _rebuild_all_time(severities: Iterable[str] | None = None) -> None:
+    """All-time rows = the sum of the month rows (what the unfiltered dashboard reads)."""
+    all_time = InvestigationStat.objects.filter(kind=Kind.ALL)
+    month_rows = InvestigationStat.objects.filter(kind=Kind.MONTH)
+    if severities is not None:
+        all_time, month_rows = all_time.filter(severity__in=severities), month_rows.filter(severity__in=severities)
+    all_time.delete()
+    summed = (
+        month_rows.values("severity", "component_id", "metric", "key")
+        .annotate(n=Sum("n"), total=Sum("total"))
+        .order_by()
+    )
+    InvestigationStat.objects.bulk_create(
+        (
+            InvestigationStat(
+                kind=Kind.ALL, period=ALL_TIME, severity=row["severity"], component_id=row["component_id"],
+                metric=row["metric"], key=row["key"], n=row["n"], total=row["total"],
+            )
+            for row in summed.iterator(chunk_size=BATCH)
+        ),
+        batch_size=BATCH,
+    )  # fmt: skip
+
+
 def _lock() -> None:
     """One writer at a time (PostgreSQL; SQLite already has one writer)."""
     if connection.vendor == "postgresql":
@@ -149,26 +183,79 @@ def _lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('triage.investigation_stat'))")
 
 
+def _apply(kind: str, delta: dict[tuple, list]) -> None:
+    """Add `delta` {(period, severity, component, metric, key): [n, total]} to the rows of `kind`:
+    update the rows that exist, create the missing ones, delete the ones that fall to zero."""
+    if not delta:
+        return
+    existing = {
+        (period, severity, component, metric, key): (pk, n, total)
+        for pk, period, severity, component, metric, key, n, total in InvestigationStat.objects.filter(
+            kind=kind,
+            period__in={k[0] for k in delta},
+            severity__in={k[1] for k in delta},
+            metric__in={k[3] for k in delta},
+            key__in={k[4] for k in delta},
+        ).values_list("pk", "period", "severity", "component_id", "metric", "key", "n", "total")
+    }
+    changed, created, emptied = [], [], []
+    for (period, severity, component, metric, key), (dn, dtotal) in delta.items():
+        if (period, severity, component, metric, key) in existing:
+            pk, n, total = existing[(period, severity, component, metric, key)]
+            if n + dn <= 0:
+                emptied.append(pk)
+            else:
+                changed.append(InvestigationStat(pk=pk, n=n + dn, total=total + dtotal))
+        elif dn > 0:
+            created.append(
+                InvestigationStat(
+                    kind=kind, period=period, severity=severity, component_id=component, metric=metric, key=key,
+                    n=dn, total=dtotal,
+                )
+            )  # fmt: skip
+    InvestigationStat.objects.filter(pk__in=emptied).delete()
+    InvestigationStat.objects.bulk_update(changed, ["n", "total"], batch_size=BATCH)
+    InvestigationStat.objects.bulk_create(created, batch_size=BATCH)
+
+
 def refresh_keys(keys: Iterable[Key]) -> None:
-    """Recompute the day rows of these (day, severity) keys from the source, and their months."""
+    """Recompute the day rows of these (day, severity) keys from the source, and carry the difference
+    up to their month and all-time rows (a few hundred rows, whatever the size of the data)."""
     keys = sorted({k for k in keys if k})
     for offset in range(0, len(keys), 200):
         chunk = keys[offset : offset + 200]
-        source, days, months = Q(), Q(), Q()
+        source, days = Q(), Q()
         for day, severity in chunk:
             source |= Q(
                 created_at__gte=day_start(day), created_at__lt=day_start(day + timedelta(days=1)), severity=severity
             )
             days |= Q(period=day, severity=severity)
-        for month, severity in {(day.replace(day=1), severity) for day, severity in chunk}:
-            next_month = month_after(month)
-            months |= Q(period__gte=month, period__lt=next_month, severity=severity)
         with transaction.atomic():
             _lock()
-            InvestigationStat.objects.filter(days, kind=Kind.DAY).delete()
-            _insert(_collect(Investigation.objects.filter(source)))
-            InvestigationStat.objects.filter(months, kind=Kind.MONTH).delete()
-            _rebuild_months(months)
+            old_rows = InvestigationStat.objects.filter(days, kind=Kind.DAY)
+            old = {
+                (period, severity, component, metric, key): [n, total]
+                for period, severity, component, metric, key, n, total in old_rows.values_list(
+                    "period", "severity", "component_id", "metric", "key", "n", "total"
+                )
+            }
+            old_rows.delete()
+            new = _collect(Investigation.objects.filter(source))
+            _insert(new)
+            months: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
+            for rows, sign in ((new, 1), (old, -1)):
+                for (day, severity, component, metric, key), (n, total) in rows.items():
+                    row = months[(day.replace(day=1), severity, component, metric, key)]
+                    row[0] += sign * n
+                    row[1] += sign * total
+            months = {k: v for k, v in months.items() if v[0] or v[1]}
+            all_time: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
+            for (_, severity, component, metric, key), (n, total) in months.items():
+                row = all_time[(ALL_TIME, severity, component, metric, key)]
+                row[0] += n
+                row[1] += total
+            _apply(Kind.MONTH, months)
+            _apply(Kind.ALL, all_time)
 
 
 def refresh_investigations(ids: Iterable[int]) -> None:
@@ -203,6 +290,7 @@ def rebuild() -> int:
             )
             month = next_month
         _rebuild_months(Q())
+        _rebuild_all_time()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # fresh planner statistics for a table rewritten at once
             cursor.execute("ANALYZE triage_investigationstat")
@@ -298,6 +386,8 @@ def connect() -> None:
 def periods(start: date | None, end: date | None) -> Q:
     """The rows covering investigations created in [start, end] (either side open): month rows for the
     whole months inside, day rows for the days at either edge."""
+    if start is None and end is None:
+        return Q(kind=Kind.ALL)
     first_month = None if start is None else start if start.day == 1 else month_after(start)
     # the last month that ends on or before `end`
     last_month = None
