@@ -46,9 +46,63 @@ def measure(client: Client, url: str, requests: int) -> tuple[float, float, int]
     return statistics.median(timings), p95, len(queries)
 
 
+def keeping_costs(user, pk: int, writes: int, rebuild: bool) -> None:
+    """What the pre-aggregated stats cost: a change's extra time (the refresh after commit), their size,
+    and (with --rebuild) a rebuild from scratch."""
+    from django.db.models.signals import post_save
+
+    from triage import services, stats
+    from triage.models import InvestigationStat
+
+    investigation = Investigation.objects.get(pk=pk)
+    original = investigation.severity
+    other = "low" if original != "low" else "high"
+
+    def change_severity() -> list[float]:  # there and back: the data ends as it began
+        timings = []
+        for index in range(writes):
+            started = time.perf_counter()
+            services.investigation_update(
+                investigation=investigation, actor=user, severity=other if index % 2 == 0 else original
+            )
+            timings.append((time.perf_counter() - started) * 1000)
+        if investigation.severity != original:
+            services.investigation_update(investigation=investigation, actor=user, severity=original)
+        return sorted(timings)
+
+    with_stats = change_severity()
+    post_save.disconnect(dispatch_uid="stat_investigation_saved", sender=Investigation)
+    try:
+        without = change_severity()
+    finally:
+        stats.connect()
+    stats.refresh_investigations([pk])
+    print("\n### What the stats cost to keep\n")
+    print(f"- a change to an investigation (severity, through the service): median {statistics.median(with_stats):.1f} ms "
+          f"with the stats refresh, {statistics.median(without):.1f} ms without")  # fmt: skip
+    rows = InvestigationStat.objects.count()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_total_relation_size('triage_investigationstat'), pg_total_relation_size('triage_investigation')"
+            )
+            stat_bytes, investigation_bytes = cursor.fetchone()
+        print(f"- size: {rows:,} rows, {stat_bytes / 2**20:.0f} MB with indexes "
+              f"(the investigations table: {investigation_bytes / 2**20:.0f} MB)")  # fmt: skip
+    else:
+        print(f"- size: {rows:,} rows")
+    if rebuild:
+        started = time.perf_counter()
+        stats.rebuild()
+        print(
+            f"- a rebuild from scratch (`manage.py rebuild_investigation_stats`): {time.perf_counter() - started:.1f} s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--rebuild", action="store_true", help="also time a full rebuild of the stats (~20 s at 100k)")
     args = parser.parse_args()
     from django.conf import settings
 
@@ -96,6 +150,7 @@ def main() -> None:
             )
         else:
             print(f"| {name} | {median:.1f} ms | {p95:.1f} ms | {queries} | - | - | - |")
+    keeping_costs(user, some, args.requests, args.rebuild)
     print(f"\npages: worst p95 {worst_p95:.1f} ms, worst queries {worst_queries}, vs admin {min(ratios):.1f}x")
 
 

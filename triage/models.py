@@ -245,7 +245,7 @@ class InvestigationStat(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["kind", "component", "period"], name="investigation_stat_read"),  # the dashboard
-            models.Index(fields=["kind", "period", "severity"], name="investigation_stat_refresh"),  # a refresh
+            models.Index(fields=["kind", "period", "severity", "metric", "key"], name="investigation_stat_refresh"),
         ]
 
     def __str__(self) -> str:

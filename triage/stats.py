@@ -183,44 +183,53 @@ def _lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('triage.investigation_stat'))")
 
 
-def _apply(kind: str, delta: dict[tuple, list]) -> None:
-    """Add `delta` {(period, severity, component, metric, key): [n, total]} to the rows of `kind`:
-    update the rows that exist, create the missing ones, delete the ones that fall to zero."""
+Row = tuple  # (kind, period, severity, component id or None, metric, key)
+
+
+def _apply(delta: dict[Row, list], existing: dict[Row, tuple] | None = None) -> None:
+    """Add `delta` {row: [n, total]} to the stored rows ({row: (pk, n, total)}, read here unless
+    given): rows that fall to zero go, missing ones are created."""
+    delta = {row: change for row, change in delta.items() if change[0] or change[1]}
     if not delta:
         return
-    existing = {
-        (period, severity, component, metric, key): (pk, n, total)
-        for pk, period, severity, component, metric, key, n, total in InvestigationStat.objects.filter(
-            kind=kind,
-            period__in={k[0] for k in delta},
-            severity__in={k[1] for k in delta},
-            metric__in={k[3] for k in delta},
-            key__in={k[4] for k in delta},
-        ).values_list("pk", "period", "severity", "component_id", "metric", "key", "n", "total")
-    }
-    changed, created, emptied = [], [], []
-    for (period, severity, component, metric, key), (dn, dtotal) in delta.items():
-        if (period, severity, component, metric, key) in existing:
-            pk, n, total = existing[(period, severity, component, metric, key)]
-            if n + dn <= 0:
-                emptied.append(pk)
-            else:
-                changed.append(InvestigationStat(pk=pk, n=n + dn, total=total + dtotal))
-        elif dn > 0:
-            created.append(
+    if existing is None:
+        existing = {
+            (kind, period, severity, component, metric, key): (pk, n, total)
+            for pk, kind, period, severity, component, metric, key, n, total in InvestigationStat.objects.filter(
+                kind__in={row[0] for row in delta},
+                period__in={row[1] for row in delta},
+                severity__in={row[2] for row in delta},
+                metric__in={row[4] for row in delta},
+                key__in={row[5] for row in delta},
+            ).values_list("pk", "kind", "period", "severity", "component_id", "metric", "key", "n", "total")
+        }
+    # A changed row is deleted and written anew: two statements for any number of rows (bulk_update's
+    # CASE WHEN per row costs more in Python than the database spends on it).
+    stale, fresh = [], []
+    for row, (dn, dtotal) in delta.items():
+        n, total = dn, dtotal
+        if row in existing:
+            pk, old_n, old_total = existing[row]
+            stale.append(pk)
+            n, total = old_n + dn, old_total + dtotal
+        if n > 0:
+            kind, period, severity, component, metric, key = row
+            fresh.append(
                 InvestigationStat(
                     kind=kind, period=period, severity=severity, component_id=component, metric=metric, key=key,
-                    n=dn, total=dtotal,
+                    n=n, total=total,
                 )
             )  # fmt: skip
-    InvestigationStat.objects.filter(pk__in=emptied).delete()
-    InvestigationStat.objects.bulk_update(changed, ["n", "total"], batch_size=BATCH)
-    InvestigationStat.objects.bulk_create(created, batch_size=BATCH)
+    if stale:
+        InvestigationStat.objects.filter(pk__in=stale).delete()
+    if fresh:
+        InvestigationStat.objects.bulk_create(fresh, batch_size=BATCH)
 
 
 def refresh_keys(keys: Iterable[Key]) -> None:
-    """Recompute the day rows of these (day, severity) keys from the source, and carry the difference
-    up to their month and all-time rows (a few hundred rows, whatever the size of the data)."""
+    """Recompute the day rows of these (day, severity) keys from the source and write what differs
+    from the stored ones, to them and to their month and all-time rows (a change to one investigation
+    touches a few dozen rows, whatever the size of the data)."""
     keys = sorted({k for k in keys if k})
     for offset in range(0, len(keys), 200):
         chunk = keys[offset : offset + 200]
@@ -232,30 +241,30 @@ def refresh_keys(keys: Iterable[Key]) -> None:
             days |= Q(period=day, severity=severity)
         with transaction.atomic():
             _lock()
-            old_rows = InvestigationStat.objects.filter(days, kind=Kind.DAY)
             old = {
-                (period, severity, component, metric, key): [n, total]
-                for period, severity, component, metric, key, n, total in old_rows.values_list(
-                    "period", "severity", "component_id", "metric", "key", "n", "total"
-                )
+                (Kind.DAY, period, severity, component, metric, key): (pk, n, total)
+                for pk, period, severity, component, metric, key, n, total in InvestigationStat.objects.filter(
+                    days, kind=Kind.DAY
+                ).values_list("pk", "period", "severity", "component_id", "metric", "key", "n", "total")
             }
-            old_rows.delete()
-            new = _collect(Investigation.objects.filter(source))
-            _insert(new)
-            months: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
-            for rows, sign in ((new, 1), (old, -1)):
-                for (day, severity, component, metric, key), (n, total) in rows.items():
-                    row = months[(day.replace(day=1), severity, component, metric, key)]
-                    row[0] += sign * n
-                    row[1] += sign * total
-            months = {k: v for k, v in months.items() if v[0] or v[1]}
-            all_time: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
-            for (_, severity, component, metric, key), (n, total) in months.items():
-                row = all_time[(ALL_TIME, severity, component, metric, key)]
-                row[0] += n
-                row[1] += total
-            _apply(Kind.MONTH, months)
-            _apply(Kind.ALL, all_time)
+            days_delta: dict[Row, list] = defaultdict(lambda: [0, 0.0])
+            for (day, severity, component, metric, key), (n, total) in _collect(
+                Investigation.objects.filter(source)
+            ).items():
+                days_delta[(Kind.DAY, day, severity, component, metric, key)] = [n, total]
+            for row, (_, n, total) in old.items():
+                days_delta[row][0] -= n
+                days_delta[row][1] -= total
+            above: dict[Row, list] = defaultdict(lambda: [0, 0.0])  # their months, and all time
+            for (_, day, severity, component, metric, key), (n, total) in days_delta.items():
+                for row in (
+                    (Kind.MONTH, day.replace(day=1), severity, component, metric, key),
+                    (Kind.ALL, ALL_TIME, severity, component, metric, key),
+                ):
+                    above[row][0] += n
+                    above[row][1] += total
+            _apply(days_delta, existing=old)
+            _apply(above)
 
 
 def refresh_investigations(ids: Iterable[int]) -> None:
