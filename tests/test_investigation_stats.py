@@ -92,8 +92,12 @@ def test_every_kind_of_change_keeps_the_stats_equal_to_a_rebuild(bob):
             Finding.objects.create(investigation=investigation, title="added", status="needs_investigation")
         elif action == 6 and investigation.findings.exists():
             investigation.findings.last().delete()
-        elif action == 7:
+        elif action == 7 and step % 16 == 7:
             components[step % 3].investigations.add(investigation)  # from the component's side
+        elif action == 7 and investigation.findings.exists():  # a finding moved to another investigation
+            finding = investigation.findings.first()
+            finding.investigation = Investigation.objects.exclude(pk=investigation.pk).order_by("?").first()
+            finding.save()
     assert_stats_match_a_rebuild()
 
     doomed = investigations[0]

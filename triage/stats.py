@@ -363,11 +363,17 @@ def _investigation_deleted(sender, instance, **kwargs):
     _schedule(_loaded_key(instance), key_of(instance))
 
 
+def _remember_investigation(sender, instance, **kwargs):
+    instance._stat_investigation_id = instance.__dict__.get("investigation_id")
+
+
 def _finding_changed(sender, instance, **kwargs):
-    if Finding.investigation.is_cached(instance):
+    moved_from = getattr(instance, "_stat_investigation_id", None)
+    if Finding.investigation.is_cached(instance) and moved_from in (None, instance.investigation_id):
         _schedule(key_of(instance.investigation))
-    else:
-        _schedule(*_investigation_keys([instance.investigation_id]))
+    else:  # not loaded, or moved to another investigation: both keys
+        _schedule(*_investigation_keys({instance.investigation_id, moved_from} - {None}))
+    instance._stat_investigation_id = instance.investigation_id
 
 
 def _components_changed(sender, instance, action, reverse, pk_set, **kwargs):
@@ -384,6 +390,7 @@ def connect() -> None:
     post_save.connect(_investigation_saved, sender=Investigation, dispatch_uid="stat_investigation_saved")
     pre_delete.connect(_remember_key, sender=Investigation, dispatch_uid="stat_investigation_pre_delete")
     post_delete.connect(_investigation_deleted, sender=Investigation, dispatch_uid="stat_investigation_deleted")
+    post_init.connect(_remember_investigation, sender=Finding, dispatch_uid="stat_finding_remember")
     post_save.connect(_finding_changed, sender=Finding, dispatch_uid="stat_finding_saved")
     post_delete.connect(_finding_changed, sender=Finding, dispatch_uid="stat_finding_deleted")
     m2m_changed.connect(_components_changed, sender=Investigation.components.through, dispatch_uid="stat_components")
