@@ -1,8 +1,11 @@
 """Benchmark: server time and query count of the portal's pages on a large database, against the
 Django admin changelist of investigations on the same data.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench100k .venv/bin/python manage.py seed_synthetic --investigations 100000
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench100k .venv/bin/python bench/pages.py [--requests 30]
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench100k
+    .venv/bin/python manage.py migrate && .venv/bin/python manage.py seed_synthetic --investigations 100000
+    DEBUG=0 SECRET_KEY=... FIELD_ENCRYPTION_KEYS=... .venv/bin/python bench/pages.py [--requests 30] [--rebuild]
+
+With DEBUG=0 (as served) it collects the static files first if they are not collected yet.
 
 Requests go through Django's test client in this process (server time: URL resolution, views, queries,
 templates; no network). Last line: `pages: worst p95 <ms> ms, worst queries <n>, vs admin <ratio>x`."""
@@ -107,6 +110,12 @@ def main() -> None:
     from django.conf import settings
 
     settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
+    if settings.DEBUG:
+        print("note: DEBUG is on (queries are recorded, templates not cached): run with DEBUG=0 for served figures")
+    elif not (Path(settings.STATIC_ROOT) / "staticfiles.json").exists():
+        from django.core.management import call_command
+
+        call_command("collectstatic", interactive=False, verbosity=0)
     total = Investigation.objects.count()
     user, _ = get_user_model().objects.get_or_create(
         username="bench-admin", defaults={"is_staff": True, "is_superuser": True}

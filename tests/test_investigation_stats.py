@@ -214,3 +214,28 @@ def test_the_index_conditions_name_the_open_statuses(db):
     from triage.models import OPEN
 
     assert OPEN == [status.value for status in Investigation.OPEN_STATUSES]
+
+
+def test_the_dashboard_shows_a_change_as_soon_as_it_is_saved(client, bob, charlie):
+    """No cache to wait out: a support engineer resolves an investigation, and the manager's next
+    page load counts it."""
+    from django.urls import reverse
+
+    investigation, _ = services.investigation_create(
+        actor=bob, data={"title": "Token rejected", "severity": "critical", "status": "fixing",
+                         "created_at": NOW - timedelta(days=2)},
+    )  # fmt: skip
+    client.force_login(charlie)
+    before = client.get(reverse("dashboard:index")).content.decode()
+    assert "<strong>1</strong> open" in before and "<strong>0</strong> resolved this week" in before
+    client.force_login(bob)
+    response = client.post(
+        reverse("triage:transition", args=[investigation.pk]), {"status": "resolved", "resolution": "fixed"}
+    )
+    assert response.status_code == 302
+    client.force_login(charlie)
+    after = client.get(reverse("dashboard:index")).content.decode()
+    assert "<strong>0</strong> open" in after and "<strong>1</strong> resolved this week" in after
+    assert 'data-testid="ttr-p50">2.0<' in after  # created two days ago, resolved now
+    status = client.get(reverse("api_status")).json()
+    assert status["open"] == 0 and status["time_to_resolution_days"]["n"] == 1

@@ -4,6 +4,7 @@ the investigations, findings and components (after bulk writes that bypass the s
 import time
 
 from django.core.management.base import BaseCommand
+from django.db.models import Count
 
 from triage import stats
 from triage.models import InvestigationStat
@@ -14,10 +15,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         started = time.monotonic()
-        days = stats.rebuild()
-        total = InvestigationStat.objects.count()
+        stats.rebuild()
+        counts = dict(InvestigationStat.objects.values_list("kind").annotate(n=Count("id")).order_by())
         self.stdout.write(
             self.style.SUCCESS(
-                f"{total} rows ({days} day rows, {total - days} month rows) in {time.monotonic() - started:.1f}s"
+                f"{sum(counts.values())} rows ({counts.get('day', 0)} day, {counts.get('month', 0)} month, "
+                f"{counts.get('all', 0)} all-time) in {time.monotonic() - started:.1f}s"
             )
         )
