@@ -94,7 +94,12 @@ def _days(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 86400, 1)
 
 
-def time_to_resolution(histograms: dict[str, dict[str, list]]) -> dict:
+def severities_for(filters: DashboardFilters) -> list[tuple[str, str]]:
+    """The severity rows a table shows: the filtered one alone, or all four."""
+    return [(v, label) for v, label in Severity.choices if not filters.severity or v == filters.severity]
+
+
+def time_to_resolution(histograms: dict[str, dict[str, list]], severities: list[tuple[str, str]]) -> dict:
     """p50/p90 days from created to resolved, overall and per severity, from the stats' histograms."""
     overall: dict[str, list] = {}
     for histogram in histograms.values():
@@ -112,7 +117,7 @@ def time_to_resolution(histograms: dict[str, dict[str, list]]) -> dict:
 
     return {
         "overall": summary(overall),
-        "per_severity": [(value, label, summary(histograms.get(value, {}))) for value, label in Severity.choices],
+        "per_severity": [(value, label, summary(histograms.get(value, {}))) for value, label in severities],
     }
 
 
@@ -165,9 +170,12 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
         conversion = None if previous in (None, 0) else round(100 * value / previous)
         steps.append({"key": key, "label": label, "count": value, "conversion": conversion})
         previous = value
-    week_start = now - timedelta(days=7)
+    causes_since = timezone.localdate(now) - timedelta(days=7)  # whole days, so the history can list them
     top_causes = list(
-        CheckRun.objects.filter(created_at__gte=week_start, status__in=[CheckRun.Status.FAILED, CheckRun.Status.LOST])
+        CheckRun.objects.filter(
+            created_at__gte=datetime.combine(causes_since, time.min, tzinfo=timezone.get_current_timezone()),
+            status__in=[CheckRun.Status.FAILED, CheckRun.Status.LOST],
+        )
         .values("cause")
         .annotate(runs=Count("*"), users=Count("user", distinct=True))
         .order_by("-users", "-runs")[:8]
@@ -175,6 +183,7 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
     return {
         "steps": steps,
         "top_causes": top_causes,
+        "causes_since": causes_since,
         "median_hours_to_first_registration": (
             None if counts["median_seconds"] is None else round(counts["median_seconds"] / 3600, 1)
         ),
@@ -239,11 +248,12 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
                 [(status, matrix[(value, status)]) for status in OPEN],
                 sum(matrix[(value, s)] for s in OPEN),
             )
-            for value, label in Severity.choices
+            for value, label in severities_for(filters)
         ],
         "totals": totals,
         "this_monday": this_monday,
         "last_monday": last_monday,
+        "last_sunday": this_monday - timedelta(days=1),
         "findings": [
             ("verified", "Verified", findings["verified"]),
             ("false_positive", "False positive", findings["false_positive"]),
@@ -251,7 +261,7 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
             ("open", "Open (reported or investigating)", findings["reported"] + findings["investigating"]),
             ("resolved", "Resolved", findings["resolved"]),
         ],
-        "ttr": time_to_resolution(histograms),
+        "ttr": time_to_resolution(histograms, severities_for(filters)),
         "oldest": [(inv, (now - inv.created_at).days) for inv in oldest],
         "trend": weekly_trend(created_by_week, resolved_by_week, today),
         "funnel": onboarding_funnel(filters, now),

@@ -1,5 +1,6 @@
 import csv
 import hmac
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -24,13 +25,24 @@ def index(request: HttpRequest):
     filters = DashboardFilters.from_query(request.GET)
     numbers = dashboard_numbers(filters)
     base = filters.as_list_query()
+    for week in numbers["trend"]:  # each bar's numbers link to the investigations they count
+        last_day = week["week"] + timedelta(days=6)
+        created_after = max(week["week"], filters.start) if filters.start else week["week"]
+        created_before = min(last_day, filters.end) if filters.end else last_day
+        week["created_query"] = urlencode(
+            {**base, "created_after": created_after.isoformat(), "created_before": created_before.isoformat()}
+        )
+        week["resolved_query"] = urlencode(
+            {**base, "resolved_after": week["week"].isoformat(), "resolved_before": last_day.isoformat()}
+        )
     context = {
         **numbers,
         "filters": filters,
         "severities": Severity.choices,
         "components": Component.objects.all(),
         "list_query": urlencode(base),
-        "list_url": reverse("triage:index"),  # reversed once: the page links some 40 numbers to it
+        "list_url": reverse("triage:index"),
+        "history_url": reverse("onboarding:history"),  # reversed once: the page links some 40 numbers to it
         "trend_svg": weekly_bars_svg(numbers["trend"]),
         "funnel_svg": funnel_svg(numbers["funnel"]["steps"]),
         "csv_query": request.GET.urlencode(),

@@ -14,12 +14,39 @@ WIZARD_STEPS = [("key", "Key"), ("connectivity", "Connectivity"), ("registration
 
 
 def check_run_list_for(*, user) -> QuerySet[CheckRun]:
-    """A developer sees their own runs; a support engineer sees everyone's."""
+    """A developer sees their own runs; support engineers and managers see everyone's."""
     check_runs_expire()
     runs = CheckRun.objects.select_related("user")
-    if has_role(user, Role.SUPPORT):
+    if has_role(user, Role.SUPPORT, Role.MANAGER):
         return runs
     return runs.filter(user=user)
+
+
+def history_filters(query) -> dict:
+    """The history's filters from a query string; what cannot be read is left out, never an error."""
+    from datetime import date
+
+    try:
+        since = date.fromisoformat(query.get("since", "")) if query.get("since") else None
+    except ValueError:
+        since = None
+    return {"cause": query.get("cause", "").strip()[:64], "since": since, "failed": query.get("failed") == "1"}
+
+
+def check_runs_filtered(runs: QuerySet[CheckRun], filters: dict) -> QuerySet[CheckRun]:
+    from datetime import datetime, time
+
+    from django.utils import timezone
+
+    if filters["cause"]:
+        runs = runs.filter(cause=filters["cause"])
+    if filters["since"]:
+        runs = runs.filter(
+            created_at__gte=datetime.combine(filters["since"], time.min, tzinfo=timezone.get_current_timezone())
+        )
+    if filters["failed"]:
+        runs = runs.filter(status__in=[CheckRun.Status.FAILED, CheckRun.Status.LOST])
+    return runs
 
 
 def check_run_get_for(*, user, run_id: int) -> CheckRun:

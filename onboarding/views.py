@@ -65,7 +65,7 @@ def connectivity(request: HttpRequest):
     return render(request, "onboarding/connectivity.html", {"form": form, **state, "current": "connectivity"})
 
 
-@onboarding_role
+@role_required(Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # read-only for others: the forms are the owner's
 def check_run(request: HttpRequest, run_id: int):
     run = selectors.check_run_get_for(user=request.user, run_id=run_id)
     context = {"run": run, "steps": list(run.steps.all()), **selectors.registration_result(run=run)}
@@ -90,13 +90,24 @@ def check_run_retry(request: HttpRequest, run_id: int):
     return redirect("onboarding:check_run", run_id=new_run.pk)
 
 
-@onboarding_role
+@role_required(Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # managers follow the dashboard's cause counts here
 def history(request: HttpRequest):
     runs = selectors.check_run_list_for(user=request.user)
-    if cause := request.GET.get("cause", "").strip():
-        runs = runs.filter(cause=cause)
+    filters = selectors.history_filters(request.GET)
+    runs = selectors.check_runs_filtered(runs, filters)
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "onboarding/history.html", {"page": page, "show_user": has_role(request.user, Role.SUPPORT)})
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "onboarding/history.html",
+        {
+            "page": page,
+            "filters": filters,
+            "query": query.urlencode(),
+            "show_user": has_role(request.user, Role.SUPPORT, Role.MANAGER),
+        },
+    )
 
 
 @onboarding_role

@@ -3,7 +3,10 @@ and a query count that does not grow with the data."""
 
 import csv
 import io
+import random
+import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.db import connection
@@ -15,15 +18,25 @@ from accounts.roles import Role
 from accounts.services import user_create
 from onboarding.models import CheckRun, DeveloperProgress
 from triage import services, stats
-from triage.models import Investigation
+from triage.models import Component, Finding, Investigation
 
 NOW = timezone.now()
 
 
-def make(bob, title, *, days_ago=30, resolved_after_days=None, severity="high", status="investigating", **extra):
+def make(
+    bob,
+    title,
+    *,
+    days_ago=30,
+    resolved_after_days=None,
+    severity="high",
+    status="investigating",
+    component_names=(),
+    **extra,
+):
     investigation, _ = services.investigation_create(
         actor=bob, data={"title": title, "severity": severity, "status": status, "created_at": NOW - timedelta(days=days_ago), **extra},
-        findings=[{"title": f"{title} finding", "status": "verified", "verdict_reason": "seen"}],
+        findings=[{"title": f"{title} finding", "status": "verified", "verdict_reason": "seen"}], component_names=component_names,
     )  # fmt: skip
     if resolved_after_days is not None:
         Investigation.objects.filter(pk=investigation.pk).update(
@@ -51,8 +64,8 @@ def test_headline_numbers_match_the_known_answers(client, charlie, known_data):
     html = client.get(reverse("dashboard:index")).content.decode()
     assert 'data-testid="ttr-p50">4.0<' in html  # 2, 4, 9 days -> p50 4
     assert 'data-testid="ttr-p90">8.0<' in html  # percentile_cont: 4 + 0.8 * (9 - 4)
-    assert '<th scope="row">High</th><td>5.5</td><td>8.3</td><td>2</td>' in html  # A and C: 2 and 9 days
-    assert '<th scope="row">Critical</th><td>4.0</td><td>4.0</td><td>1</td>' in html
+    assert re.search(r'<th scope="row">High</th><td>5.5</td><td>8.3</td><td><a [^>]*>2</a>', html)  # A, C: 2, 9 days
+    assert re.search(r'<th scope="row">Critical</th><td>4.0</td><td>4.0</td><td><a [^>]*>1</a>', html)
     assert "<strong>2</strong> open" in html
     assert "<strong>1</strong> past their next review" in html
     assert "<strong>1</strong> critical without an update for 24 h" in html
@@ -158,3 +171,67 @@ def test_query_counts_do_not_grow_with_the_data(client, bob, django_capture_on_c
         large_data = build(bob, 60)
     large = query_counts(client, large_data)
     assert small == large
+
+
+NUMBER_LINK = re.compile(
+    r'<a [^>]*href="(?P<href>/(?:triage|onboarding)/[^"]*)"[^>]*>(?:<strong>)?(?P<n>\d+)(?:</strong>)?'
+)
+
+
+def test_every_number_links_to_a_list_of_that_many(client, bob, charlie, django_capture_on_commit_callbacks):
+    """Follow each number's link and count what the list shows (each investigation has one finding,
+    so finding counts and the investigations holding them agree)."""
+    rng = random.Random(2)
+    component = Component.objects.order_by("name").first()
+    dev = user_create(username="linkdev", password="x-long-password-1", role=Role.DEVELOPER)
+    with django_capture_on_commit_callbacks(execute=True):
+        for index in range(40):
+            days_ago = rng.randint(0, 90)
+            investigation = make(
+                bob, f"L{index}", days_ago=days_ago, severity=rng.choice(["critical", "high", "medium", "low"]),
+                status=rng.choice(["new", "investigating", "fixing"]), component_names=[component.name] if index % 3 == 0 else [],
+                resolved_after_days=rng.choice([None, rng.uniform(0, days_ago)]),
+                next_review=(NOW + timedelta(days=rng.randint(-5, 5))).date(),
+            )  # fmt: skip
+            investigation.findings.update(status=rng.choice(Finding.Status.values))
+            if index % 2:  # closed keeps its resolved_at: time to resolution counts it too
+                Investigation.objects.filter(pk=investigation.pk, status="resolved").update(status="closed")
+            stats.refresh_investigations([investigation.pk])
+    for cause in ("AUTH_KEY_REJECTED", "AUTH_KEY_REJECTED", "REGISTRY_ADMIN_REQUIRED"):
+        CheckRun.objects.create(user=dev, status="failed", cause=cause, registry_url="x", deadline_at=NOW)
+    client.force_login(charlie)
+    checked = 0
+    for query in ("", f"?severity=high&start={(NOW - timedelta(days=40)).date()}", f"?component={component.pk}"):
+        html = client.get(reverse("dashboard:index") + query).content.decode()
+        for link in NUMBER_LINK.finditer(html):
+            href, shown = unescape(link["href"]), int(link["n"])
+            page = client.get(href).content.decode()
+            if href.startswith("/onboarding/"):
+                listed = int(re.search(r'data-testid="history-count">(\d+)<', page)[1])
+            else:
+                found = re.search(r"(\d+) investigations", page)
+                listed = int(found[1]) if found else 0
+                assert found or "No investigation matches" in page, href
+            assert listed == shown, f"{query or 'unfiltered'}: {href} lists {listed}, the dashboard says {shown}"
+            checked += 1
+    assert checked > 60
+
+
+def test_a_manager_reads_the_runs_a_cause_counts_without_their_owners_buttons(client, charlie, db):
+    dev = user_create(username="causedev", password="x-long-password-1", role=Role.DEVELOPER)
+    runs = [
+        CheckRun.objects.create(user=dev, status="failed", cause="REGISTRY_ADMIN_REQUIRED", registry_url="x", deadline_at=NOW)
+        for _ in range(27)
+    ]  # fmt: skip
+    CheckRun.objects.create(user=dev, status="passed", cause="OK", registry_url="x", deadline_at=NOW)
+    client.force_login(charlie)
+    since = (NOW - timedelta(days=7)).date().isoformat()
+    first = client.get(reverse("onboarding:history") + f"?cause=REGISTRY_ADMIN_REQUIRED&failed=1&since={since}")
+    html = first.content.decode()
+    assert 'data-testid="history-count">27<' in html and "causedev" in html
+    older = re.search(r'href="\?([^"]*)">Older', html)[1]
+    assert older == f"cause=REGISTRY_ADMIN_REQUIRED&amp;failed=1&amp;since={since}&page=2", older  # keeps the filters
+    run_page = client.get(reverse("onboarding:check_run", args=[runs[0].pk])).content.decode()
+    assert "REGISTRY_ADMIN_REQUIRED" in run_page
+    assert "Run the check again" not in run_page and "Report a problem" not in run_page
+    assert client.get(reverse("onboarding:history") + "?since=not-a-date&failed=x").status_code == 200

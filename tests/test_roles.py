@@ -9,7 +9,7 @@ PAGES = {"onboarding:history", "triage:index", "dashboard:index"}
 ALLOWED = {
     "alice": {"onboarding:history"},
     "bob": {"onboarding:history", "triage:index", "dashboard:index"},
-    "charlie": {"dashboard:index", "triage:index"},  # managers read the lists the dashboard links to
+    "charlie": {"dashboard:index", "triage:index", "onboarding:history"},  # the lists the dashboard links to
     "mallory": set(),
 }
 

@@ -36,7 +36,8 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
         queryset = queryset.filter(tagged_with(component))
     queryset = _date_filters(queryset, filters)
     if finding_status := filters.get("finding_status"):
-        queryset = queryset.filter(Exists(Finding.objects.filter(investigation=OuterRef("pk"), status=finding_status)))
+        statuses = FINDING_OPEN if finding_status == "open" else [finding_status]
+        queryset = queryset.filter(Exists(Finding.objects.filter(investigation=OuterRef("pk"), status__in=statuses)))
     if text := (filters.get("q") or "").strip():
         query = Q(title__icontains=text) | Q(summary__icontains=text)
         if text.upper().startswith("INV-") and text[4:].isdigit():
@@ -53,6 +54,7 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
 
 
 SEARCH_COUNT_CAP = 1000
+FINDING_OPEN = [Finding.Status.REPORTED, Finding.Status.INVESTIGATING]  # the dashboard's "open" findings
 
 
 def list_rows(ids: list[int]) -> list[dict]:
@@ -138,6 +140,8 @@ def _date_filters(queryset, filters: dict):
     ):  # fmt: skip
         if value := _parse_date(filters.get(key)):
             queryset = queryset.filter(**{lookup: value})
+    if filters.get("resolved") == "1":  # resolved at some point: what time to resolution counts
+        queryset = queryset.filter(resolved_at__isnull=False)
     if filters.get("overdue") == "1":
         queryset = queryset.filter(status__in=Investigation.OPEN_STATUSES, next_review__lt=timezone.localdate())
     if filters.get("stale_critical") == "1":
