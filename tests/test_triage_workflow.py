@@ -1,6 +1,9 @@
 """Support engineers work an investigation: validated transitions, verdicts with reasons, action items
 ticked without a reload, an append-only timeline; safe Markdown; reporters see only their own."""
 
+import re
+from html import unescape
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -197,3 +200,17 @@ def test_a_broad_search_counts_up_to_a_cap_and_says_so(client, bob, monkeypatch)
     assert "High" in row and "New" in row and bob.username in row and component.name in row
     exact = client.get(reverse("triage:index") + "?severity=high").content.decode()
     assert "8 investigations" in exact and "narrow the search" not in exact
+
+
+def test_a_long_timeline_opens_on_its_latest_events_and_pages_back(client, bob, investigation):
+    for index in range(120):
+        services.comment_add(investigation=investigation, actor=bob, body=f"update number {index:03d}")
+    client.force_login(bob)
+    url = reverse("triage:detail", args=[investigation.pk])
+    latest = client.get(url).content.decode()
+    assert "update number 119" in latest and "update number 000" not in latest
+    assert latest.count('data-kind="comment"') == 50
+    earlier = re.search(r'data-testid="timeline-earlier" href="([^"]+)"', latest)[1]
+    older = client.get(url + unescape(earlier).split("#")[0]).content.decode()
+    assert "update number 069" in older and "update number 119" not in older and 'data-testid="timeline-later"' in older
+    assert client.get(url + "?timeline=not-a-page").status_code == 200

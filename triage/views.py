@@ -14,6 +14,7 @@ from .markdown_io import PlanError, export_plan
 from .models import ActionItem, Finding, Investigation, Report
 
 PER_PAGE = 50
+TIMELINE_PER_PAGE = 50
 
 
 class CountedPaginator(Paginator):
@@ -118,11 +119,17 @@ def _detail_context(request, investigation) -> dict:
     timeline = investigation.timeline.select_related("actor")
     if not has_role(request.user, Role.SUPPORT, Role.MANAGER):
         timeline = timeline.filter(internal=False)
+    # The latest events first, a page at a time (a long-running investigation gathers hundreds), each
+    # page shown in time order.
+    timeline_page = Paginator(timeline.order_by("-created_at", "-id"), TIMELINE_PER_PAGE).get_page(
+        request.GET.get("timeline")
+    )
     return {
         "investigation": investigation,
         "findings": investigation.findings.all(),
         "action_items": investigation.action_items.select_related("assignee"),
-        "timeline": timeline,
+        "timeline": list(reversed(timeline_page.object_list)),
+        "timeline_page": timeline_page,
         "support": support,
         "transition_form": TransitionForm(initial={"status": investigation.status}),
         "comment_form": CommentForm(),
