@@ -110,3 +110,47 @@ def test_a_passed_check_cannot_be_reported(client, alice, devstack, devstack_key
     response = report(client, alice, run)
     assert "Only a failed check can be reported." in response.content.decode()
     assert not Investigation.objects.exists()
+
+
+def test_two_first_reports_at_once_open_one_investigation(alice, dave, monkeypatch):
+    """Nobody has reported this fingerprint yet and two developers report it at the same moment: the
+    second waits for the first and joins its investigation instead of opening a twin."""
+    import threading
+    import time
+
+    from django.db import connection
+    from django.utils import timezone
+
+    runs = []
+    for user in (alice, dave):
+        run = CheckRun.objects.create(
+            user=user, status="failed", cause="REGISTRY_ADMIN_REQUIRED", registry_url="https://registry.example",
+            key_masked="hk_live_abcd…yz", deadline_at=timezone.now(),
+        )  # fmt: skip
+        run.steps.create(position=1, name="auth", title="Authentication", status="fail", cause=run.cause, message="403")
+        runs.append(run)
+    create = services.investigation_create
+
+    def slow_create(**kwargs):  # widen the window between "none open yet" and the new row's commit
+        time.sleep(0.5)
+        return create(**kwargs)
+
+    monkeypatch.setattr(services, "investigation_create", slow_create)
+    errors = []
+
+    def report_run(run):
+        try:
+            services.problem_report(run=run, reporter=run.user)
+        except Exception as exc:  # pragma: no cover - shown by the assert below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=report_run, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    investigation = Investigation.objects.get()  # one, not two
+    assert sorted(investigation.reports.values_list("reporter__username", flat=True)) == ["alice", "dave"]

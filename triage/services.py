@@ -289,6 +289,16 @@ class ReportError(ValueError):
     pass
 
 
+def _lock_fingerprint(fingerprint: str) -> None:
+    """Until this transaction ends, one reporter at a time per fingerprint (PostgreSQL; SQLite runs one
+    write transaction at a time anyway)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"triage.fingerprint:{fingerprint}"])
+
+
 def run_fingerprint(run) -> str:
     """step + cause code + server version: failures that share it are one problem (Sentry-style grouping)."""
     steps = list(run.steps.all())
@@ -321,6 +331,7 @@ def problem_report(*, run, reporter, consent_rerun: bool = False, note: str = ""
     redactions = Redactions()
     evidence = redactions.clean("evidence", _steps_markdown(run))
     note = redactions.clean("note", note.strip())
+    _lock_fingerprint(fingerprint)  # two first reports at once: the second waits, then joins the first's
     investigation = (
         Investigation.objects.select_for_update()
         .filter(fingerprint=fingerprint, status__in=Investigation.OPEN_STATUSES)
