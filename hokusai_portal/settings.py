@@ -193,6 +193,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 
 # The registry the portal checks against: operator settings only, never user input (no SSRF).
 HOKUSAI_REGISTRY_URL = os.getenv("HOKUSAI_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/")
+# PEM file of the CAs a registry's certificate may chain to (a private CA); empty: certifi's, as MLflow's client.
+HOKUSAI_REGISTRY_CA_BUNDLE = os.getenv("HOKUSAI_REGISTRY_CA_BUNDLE", "")
 
 LOGGING = {
     "version": 1,

@@ -12,6 +12,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import certifi
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -39,6 +40,14 @@ class Deadline:
         return min(seconds, remaining)
 
 
+def ca_bundle() -> str:
+    """The certificates a registry's TLS must chain to: HOKUSAI_REGISTRY_CA_BUNDLE (a registry behind a
+    private CA), else certifi's, which is what the MLflow client (requests) trusts."""
+    from django.conf import settings
+
+    return settings.HOKUSAI_REGISTRY_CA_BUNDLE or certifi.where()
+
+
 class RegistryClient:
     def __init__(self, base_url: str, api_key: str, *, deadline: Deadline):
         self.base_url = base_url.rstrip("/")
@@ -50,6 +59,9 @@ class RegistryClient:
         self.deadline = deadline
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy, netrc or CA settings leak in from the worker's environment
+        # One trust store for the TLS step and every HTTP call (they disagreed: the system's and certifi's).
+        self.ca_bundle = ca_bundle()
+        self.session.verify = self.ca_bundle
         adapter = HTTPAdapter(max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -75,7 +87,7 @@ class RegistryClient:
             return (time.perf_counter() - started) * 1000
 
     def tls_handshake(self, address: str) -> dict:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=self.ca_bundle)
         timeout = self.deadline.cap(CONNECT_TIMEOUT + READ_TIMEOUT)
         with socket.create_connection((address, self.port), timeout=timeout) as raw:
             with context.wrap_socket(raw, server_hostname=self.host) as tls:
