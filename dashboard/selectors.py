@@ -31,9 +31,10 @@ class DashboardFilters:
     def from_query(cls, query) -> "DashboardFilters":
         def day(value):
             try:
-                return date.fromisoformat(value) if value else None
+                parsed = date.fromisoformat(value) if value else None
             except ValueError:
                 return None
+            return parsed if parsed is None or 1900 <= parsed.year <= 2999 else None  # no date arithmetic overflow
 
         component = query.get("component", "")
         return cls(

@@ -83,6 +83,7 @@ def test_filters_narrow_the_numbers_and_links_carry_them(client, charlie, known_
     link_target = client.get(reverse("triage:index") + "?overdue=1").content.decode()
     assert "D open critical" in link_target and "E open low" not in link_target
     assert client.get(reverse("dashboard:index") + "?start=not-a-date&component=x").status_code == 200
+    assert client.get(reverse("dashboard:index") + "?start=0001-01-01&end=9999-12-31").status_code == 200  # ignored
 
 
 def test_developers_get_403_on_the_dashboard_and_the_api(client, alice):
@@ -234,4 +235,5 @@ def test_a_manager_reads_the_runs_a_cause_counts_without_their_owners_buttons(cl
     run_page = client.get(reverse("onboarding:check_run", args=[runs[0].pk])).content.decode()
     assert "REGISTRY_ADMIN_REQUIRED" in run_page
     assert "Run the check again" not in run_page and "Report a problem" not in run_page
-    assert client.get(reverse("onboarding:history") + "?since=not-a-date&failed=x").status_code == 200
+    for query in ("?since=not-a-date&failed=x", "?since=9999-12-31", "?since=0001-01-01"):
+        assert client.get(reverse("onboarding:history") + query).status_code == 200
