@@ -2,18 +2,11 @@
 connectivity check passes, its steps appearing live through htmx polling -> register -> result page."""
 
 import os
-import shutil
 
 import pytest
 
 from onboarding.models import CheckRun
-from tests.conftest import PASSWORD
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+from tests.conftest import CHROMIUM, PASSWORD
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -21,21 +14,6 @@ pytestmark = [
         not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
     ),
 ]
-
-
-@pytest.fixture
-def browser_page(monkeypatch, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-        page.screenshot(path=str(tmp_path / "last.png"))
-        browser.close()
 
 
 def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(
