@@ -175,7 +175,7 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
     top_causes = list(
         CheckRun.objects.filter(
             created_at__gte=datetime.combine(causes_since, time.min, tzinfo=timezone.get_current_timezone()),
-            status__in=[CheckRun.Status.FAILED, CheckRun.Status.LOST],
+            status__in=CheckRun.UNSUCCESSFUL,
         )
         .values("cause")
         .annotate(runs=Count("*"), users=Count("user", distinct=True))
@@ -226,6 +226,7 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
     # ... and what depends on the last update is read live, from small indexed sets.
     investigations = investigations_for(filters)
     open_investigations = investigations.filter(status__in=OPEN)
+    severities = severities_for(filters)
     stale_critical = open_investigations.filter(
         severity=Severity.CRITICAL, updated_at__lt=now - timedelta(hours=24)
     ).count()
@@ -249,7 +250,7 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
                 [(status, matrix[(value, status)]) for status in OPEN],
                 sum(matrix[(value, s)] for s in OPEN),
             )
-            for value, label in severities_for(filters)
+            for value, label in severities
         ],
         "totals": totals,
         "this_monday": this_monday,
@@ -262,7 +263,7 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
             ("open", "Open (reported or investigating)", findings["reported"] + findings["investigating"]),
             ("resolved", "Resolved", findings["resolved"]),
         ],
-        "ttr": time_to_resolution(histograms, severities_for(filters)),
+        "ttr": time_to_resolution(histograms, severities),
         "oldest": [(inv, (now - inv.created_at).days) for inv in oldest],
         "trend": weekly_trend(created_by_week, resolved_by_week, today),
         "funnel": onboarding_funnel(filters, now),

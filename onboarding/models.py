@@ -37,6 +37,7 @@ class CheckRun(models.Model):
         LOST = "lost", "Worker lost"
 
     FINISHED = (Status.PASSED, Status.FAILED, Status.LOST)
+    UNSUCCESSFUL = (Status.FAILED, Status.LOST)  # what a developer can report, what the dashboard's causes count
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="check_runs")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CONNECTIVITY)

@@ -1,8 +1,11 @@
 """Onboarding reads. Every read of a run goes through here so ownership is checked in one place."""
 
+from datetime import date, datetime, time
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from accounts.roles import Role, has_role
 
@@ -24,8 +27,6 @@ def check_run_list_for(*, user) -> QuerySet[CheckRun]:
 
 def history_filters(query) -> dict:
     """The history's filters from a query string; what cannot be read is left out, never an error."""
-    from datetime import date
-
     try:
         since = date.fromisoformat(query.get("since", "")) if query.get("since") else None
     except ValueError:
@@ -34,10 +35,6 @@ def history_filters(query) -> dict:
 
 
 def check_runs_filtered(runs: QuerySet[CheckRun], filters: dict) -> QuerySet[CheckRun]:
-    from datetime import datetime, time
-
-    from django.utils import timezone
-
     if filters["cause"]:
         runs = runs.filter(cause=filters["cause"])
     if filters["since"]:
@@ -45,7 +42,7 @@ def check_runs_filtered(runs: QuerySet[CheckRun], filters: dict) -> QuerySet[Che
             created_at__gte=datetime.combine(filters["since"], time.min, tzinfo=timezone.get_current_timezone())
         )
     if filters["failed"]:
-        runs = runs.filter(status__in=[CheckRun.Status.FAILED, CheckRun.Status.LOST])
+        runs = runs.filter(status__in=CheckRun.UNSUCCESSFUL)
     return runs
 
 

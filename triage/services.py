@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from django.db import transaction
 from django.utils import timezone
 
+from hokusai_portal.locks import transaction_lock
 from hokusai_portal.redaction import redact
 
 from .markdown_io import Plan, parse_plan
@@ -289,16 +290,6 @@ class ReportError(ValueError):
     pass
 
 
-def _lock_fingerprint(fingerprint: str) -> None:
-    """Until this transaction ends, one reporter at a time per fingerprint (PostgreSQL; SQLite runs one
-    write transaction at a time anyway)."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"triage.fingerprint:{fingerprint}"])
-
-
 def run_fingerprint(run) -> str:
     """step + cause code + server version: failures that share it are one problem (Sentry-style grouping)."""
     steps = list(run.steps.all())
@@ -325,13 +316,13 @@ def problem_report(*, run, reporter, consent_rerun: bool = False, note: str = ""
 
     if run.user_id != reporter.pk:
         raise ReportError("You can only report your own checks.")
-    if run.status not in (CheckRun.Status.FAILED, CheckRun.Status.LOST):
+    if run.status not in CheckRun.UNSUCCESSFUL:
         raise ReportError("Only a failed check can be reported.")
     fingerprint = run_fingerprint(run)
     redactions = Redactions()
     evidence = redactions.clean("evidence", _steps_markdown(run))
     note = redactions.clean("note", note.strip())
-    _lock_fingerprint(fingerprint)  # two first reports at once: the second waits, then joins the first's
+    transaction_lock(f"triage.fingerprint:{fingerprint}")  # two first reports at once: one investigation
     investigation = (
         Investigation.objects.select_for_update()
         .filter(fingerprint=fingerprint, status__in=Investigation.OPEN_STATUSES)

@@ -31,10 +31,11 @@ from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncMonth
-from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_delete
+from django.db.models import Count, Q, QuerySet
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 from django.utils import timezone
+
+from hokusai_portal.locks import transaction_lock
 
 from .models import Finding, Investigation, InvestigationStat
 
@@ -66,16 +67,22 @@ def bucket_of(seconds: float) -> int:
     return 0 if seconds < 1 else 1 + int(math.log(seconds) / math.log(GAMMA))
 
 
-def key_of(investigation: Investigation) -> Key | None:
-    created, severity = investigation.__dict__.get("created_at"), investigation.__dict__.get("severity")
+def _key(created: datetime | None, severity: str | None) -> Key | None:
     return (local_day(created), severity) if created and severity else None
+
+
+def key_of(investigation: Investigation) -> Key | None:
+    return _key(investigation.__dict__.get("created_at"), investigation.__dict__.get("severity"))
 
 
 # -- computing rows from the source tables -------------------------------------------------------
 
+Row = tuple  # (kind, period, severity, component id or None, metric, key)
+ALL_TIME = date(1, 1, 1)  # the period of the all-time rows
 
-def _collect(investigations: QuerySet[Investigation]) -> dict[tuple, list]:
-    """{(day, severity, component id or None, metric, key): [n, total]} for these investigations."""
+
+def _collect(investigations: QuerySet[Investigation]) -> dict[Row, list]:
+    """The day rows {row: [n, total]} of these investigations."""
     components = defaultdict(list)
     for investigation_id, component_id in Investigation.components.through.objects.filter(
         investigation__in=investigations.values("id")
@@ -90,15 +97,12 @@ def _collect(investigations: QuerySet[Investigation]) -> dict[tuple, list]:
         .order_by()
     ):
         findings[investigation_id].append((status, n))
-    rows: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
+    rows: dict[Row, list] = defaultdict(lambda: [0, 0.0])
     for pk, created, severity, status, resolved, next_review in investigations.values_list(
         "id", "created_at", "severity", "status", "resolved_at", "next_review"
     ).order_by():
         day = local_day(created)
-        facts = [
-            (Metric.STATUS, status, 1, 0.0),
-            (Metric.CREATED, (day - timedelta(days=day.weekday())).isoformat(), 1, 0.0),
-        ]
+        facts = [(Metric.STATUS, status, 1, 0.0), (Metric.CREATED, week_of(created).isoformat(), 1, 0.0)]
         facts += [(Metric.FINDING, finding_status, n, 0.0) for finding_status, n in findings.get(pk, ())]
         if resolved is not None:
             seconds = (resolved - created).total_seconds()
@@ -108,82 +112,38 @@ def _collect(investigations: QuerySet[Investigation]) -> dict[tuple, list]:
             facts.append((Metric.REVIEW, next_review.isoformat(), 1, 0.0))
         for component in (None, *components.get(pk, ())):
             for metric, key, n, total in facts:
-                row = rows[(day, severity, component, metric, key)]
+                row = rows[(Kind.DAY, day, severity, component, metric, key)]
                 row[0] += n
                 row[1] += total
     return rows
 
 
-def _insert(rows: dict[tuple, list]) -> int:
+def _roll_up(day_rows: dict[Row, list], into: dict[Row, list] | None = None) -> dict[Row, list]:
+    """Add day rows (or their differences) to their month and all-time rows."""
+    into = into if into is not None else defaultdict(lambda: [0, 0.0])
+    for (_, day, severity, component, metric, key), (n, total) in day_rows.items():
+        for row in (
+            (Kind.MONTH, day.replace(day=1), severity, component, metric, key),
+            (Kind.ALL, ALL_TIME, severity, component, metric, key),
+        ):
+            into[row][0] += n
+            into[row][1] += total
+    return into
+
+
+def _insert(rows: dict[Row, list]) -> int:
     InvestigationStat.objects.bulk_create(
         (
             InvestigationStat(
-                kind=Kind.DAY, period=day, severity=severity, component_id=component, metric=metric, key=key,
+                kind=kind, period=period, severity=severity, component_id=component, metric=metric, key=key,
                 n=n, total=total,
             )
-            for (day, severity, component, metric, key), (n, total) in rows.items()
+            for (kind, period, severity, component, metric, key), (n, total) in rows.items()
+            if n > 0
         ),
         batch_size=BATCH,
     )  # fmt: skip
     return len(rows)
-
-
-def _rebuild_months(months: Q) -> None:
-    """Month rows = the sum of their day rows (`months` selects day rows)."""
-    day_rows = (
-        InvestigationStat.objects.filter(months, kind=Kind.DAY)
-        .annotate(month=TruncMonth("period"))
-        .values("month", "severity", "component_id", "metric", "key")
-        .annotate(n=Sum("n"), total=Sum("total"))
-        .order_by()
-    )
-    InvestigationStat.objects.bulk_create(
-        (
-            InvestigationStat(
-                kind=Kind.MONTH, period=row["month"], severity=row["severity"], component_id=row["component_id"],
-                metric=row["metric"], key=row["key"], n=row["n"], total=row["total"],
-            )
-            for row in day_rows.iterator(chunk_size=BATCH)
-        ),
-        batch_size=BATCH,
-    )  # fmt: skip
-
-
-ALL_TIME = date(1, 1, 1)  # the period of the all-time rows
-
-
-def _rebuild_all_time(severities: Iterable[str] | None = None) -> None:
-    """All-time rows = the sum of the month rows (what the unfiltered dashboard reads)."""
-    all_time = InvestigationStat.objects.filter(kind=Kind.ALL)
-    month_rows = InvestigationStat.objects.filter(kind=Kind.MONTH)
-    if severities is not None:
-        all_time, month_rows = all_time.filter(severity__in=severities), month_rows.filter(severity__in=severities)
-    all_time.delete()
-    summed = (
-        month_rows.values("severity", "component_id", "metric", "key")
-        .annotate(n=Sum("n"), total=Sum("total"))
-        .order_by()
-    )
-    InvestigationStat.objects.bulk_create(
-        (
-            InvestigationStat(
-                kind=Kind.ALL, period=ALL_TIME, severity=row["severity"], component_id=row["component_id"],
-                metric=row["metric"], key=row["key"], n=row["n"], total=row["total"],
-            )
-            for row in summed.iterator(chunk_size=BATCH)
-        ),
-        batch_size=BATCH,
-    )  # fmt: skip
-
-
-def _lock() -> None:
-    """One writer at a time (PostgreSQL; SQLite already has one writer)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('triage.investigation_stat'))")
-
-
-Row = tuple  # (kind, period, severity, component id or None, metric, key)
 
 
 def _apply(delta: dict[Row, list], existing: dict[Row, tuple] | None = None) -> None:
@@ -205,25 +165,17 @@ def _apply(delta: dict[Row, list], existing: dict[Row, tuple] | None = None) -> 
         }
     # A changed row is deleted and written anew: two statements for any number of rows (bulk_update's
     # CASE WHEN per row costs more in Python than the database spends on it).
-    stale, fresh = [], []
+    stale, fresh = [], {}
     for row, (dn, dtotal) in delta.items():
-        n, total = dn, dtotal
         if row in existing:
-            pk, old_n, old_total = existing[row]
+            pk, n, total = existing[row]
             stale.append(pk)
-            n, total = old_n + dn, old_total + dtotal
-        if n > 0:
-            kind, period, severity, component, metric, key = row
-            fresh.append(
-                InvestigationStat(
-                    kind=kind, period=period, severity=severity, component_id=component, metric=metric, key=key,
-                    n=n, total=total,
-                )
-            )  # fmt: skip
+            fresh[row] = [n + dn, total + dtotal]
+        else:
+            fresh[row] = [dn, dtotal]
     if stale:
         InvestigationStat.objects.filter(pk__in=stale).delete()
-    if fresh:
-        InvestigationStat.objects.bulk_create(fresh, batch_size=BATCH)
+    _insert(fresh)
 
 
 def refresh_keys(keys: Iterable[Key]) -> None:
@@ -240,50 +192,32 @@ def refresh_keys(keys: Iterable[Key]) -> None:
             )
             days |= Q(period=day, severity=severity)
         with transaction.atomic():
-            _lock()
+            transaction_lock("triage.investigation_stat")
             old = {
                 (Kind.DAY, period, severity, component, metric, key): (pk, n, total)
                 for pk, period, severity, component, metric, key, n, total in InvestigationStat.objects.filter(
                     days, kind=Kind.DAY
                 ).values_list("pk", "period", "severity", "component_id", "metric", "key", "n", "total")
             }
-            days_delta: dict[Row, list] = defaultdict(lambda: [0, 0.0])
-            for (day, severity, component, metric, key), (n, total) in _collect(
-                Investigation.objects.filter(source)
-            ).items():
-                days_delta[(Kind.DAY, day, severity, component, metric, key)] = [n, total]
+            days_delta = defaultdict(lambda: [0, 0.0], _collect(Investigation.objects.filter(source)))
             for row, (_, n, total) in old.items():
                 days_delta[row][0] -= n
                 days_delta[row][1] -= total
-            above: dict[Row, list] = defaultdict(lambda: [0, 0.0])  # their months, and all time
-            for (_, day, severity, component, metric, key), (n, total) in days_delta.items():
-                for row in (
-                    (Kind.MONTH, day.replace(day=1), severity, component, metric, key),
-                    (Kind.ALL, ALL_TIME, severity, component, metric, key),
-                ):
-                    above[row][0] += n
-                    above[row][1] += total
             _apply(days_delta, existing=old)
-            _apply(above)
+            _apply(_roll_up(days_delta))
 
 
 def refresh_investigations(ids: Iterable[int]) -> None:
     """For writes that bypass signals: refresh the keys of these investigations as they are now."""
     ids = list(ids)
-    keys = set()
-    for offset in range(0, len(ids), 500):
-        for created, severity in Investigation.objects.filter(pk__in=ids[offset : offset + 500]).values_list(
-            "created_at", "severity"
-        ):
-            keys.add((local_day(created), severity))
-    refresh_keys(keys)
+    refresh_keys(set().union(*(_investigation_keys(ids[i : i + 500]) for i in range(0, len(ids), 500))))
 
 
 def rebuild() -> int:
     """Every row from scratch, month by month of creation. Returns how many day rows it wrote."""
-    written = 0
+    written, above = 0, defaultdict(lambda: [0, 0.0])
     with transaction.atomic():
-        _lock()
+        transaction_lock("triage.investigation_stat")
         InvestigationStat.objects.all().delete()
         first = Investigation.objects.order_by("created_at").values_list("created_at", flat=True).first()
         last = Investigation.objects.order_by("-created_at").values_list("created_at", flat=True).first()
@@ -292,14 +226,13 @@ def rebuild() -> int:
         month = local_day(first).replace(day=1)
         while month <= local_day(last):
             next_month = month_after(month)
-            written += _insert(
-                _collect(
-                    Investigation.objects.filter(created_at__gte=day_start(month), created_at__lt=day_start(next_month))
-                )
+            day_rows = _collect(
+                Investigation.objects.filter(created_at__gte=day_start(month), created_at__lt=day_start(next_month))
             )
+            written += _insert(day_rows)
+            _roll_up(day_rows, into=above)
             month = next_month
-        _rebuild_months(Q())
-        _rebuild_all_time()
+        _insert(above)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # fresh planner statistics for a table rewritten at once
             cursor.execute("ANALYZE triage_investigationstat")
@@ -338,10 +271,7 @@ def _flush() -> None:
 
 
 def _investigation_keys(ids: Iterable[int]) -> set[Key]:
-    return {
-        (local_day(created), severity)
-        for created, severity in Investigation.objects.filter(pk__in=list(ids)).values_list("created_at", "severity")
-    }
+    return {_key(*row) for row in Investigation.objects.filter(pk__in=list(ids)).values_list("created_at", "severity")}
 
 
 def _remember_key(sender, instance, **kwargs):
@@ -350,8 +280,7 @@ def _remember_key(sender, instance, **kwargs):
 
 
 def _loaded_key(instance) -> Key | None:
-    created, severity = getattr(instance, "_stat_loaded", (None, None))
-    return (local_day(created), severity) if created and severity else None
+    return _key(*getattr(instance, "_stat_loaded", (None, None)))
 
 
 def _investigation_saved(sender, instance, **kwargs):
@@ -388,7 +317,6 @@ def _components_changed(sender, instance, action, reverse, pk_set, **kwargs):
 def connect() -> None:
     post_init.connect(_remember_key, sender=Investigation, dispatch_uid="stat_remember")
     post_save.connect(_investigation_saved, sender=Investigation, dispatch_uid="stat_investigation_saved")
-    pre_delete.connect(_remember_key, sender=Investigation, dispatch_uid="stat_investigation_pre_delete")
     post_delete.connect(_investigation_deleted, sender=Investigation, dispatch_uid="stat_investigation_deleted")
     post_init.connect(_remember_investigation, sender=Finding, dispatch_uid="stat_finding_remember")
     post_save.connect(_finding_changed, sender=Finding, dispatch_uid="stat_finding_saved")
