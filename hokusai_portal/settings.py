@@ -28,17 +28,40 @@ def envlist(name: str, default: str) -> list[str]:
 VAR_DIR = Path(os.getenv("PORTAL_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = envbool("DEBUG", "True")
+# `development` (the default: `make run`, the tests) generates its secrets under var/ and serves plain
+# HTTP on this machine; `production` (`make production`, any real deployment) takes every secret and
+# service from the environment, refuses the embedded defaults and sends cookies over HTTPS only.
+PORTAL_ENV = os.getenv("PORTAL_ENV", "development").strip().lower()
+if PORTAL_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"PORTAL_ENV must be development or production, not {PORTAL_ENV!r}")
+PRODUCTION = PORTAL_ENV == "production"
+# Off unless asked for, in every mode: a debug page shows settings and tracebacks to whoever hits an error.
+DEBUG = envbool("DEBUG", "False")
+
+
+def _production_refusals() -> list[str]:
+    """What keeps production mode from starting: each missing secret or embedded default, named."""
+    refusals = [
+        f"{name} must be set" for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS") if not os.getenv(name, "").strip()
+    ]
+    database_url = os.getenv("DATABASE_URL", "").strip()
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        refusals.append("DATABASE_URL must name a PostgreSQL database (SQLite is the embedded default)")
+    if not os.getenv("CELERY_BROKER_URL", "").strip().startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+        refusals.append("CELERY_BROKER_URL must name a Redis or RabbitMQ broker (the filesystem broker is embedded)")
+    return refusals
+
+
+if PRODUCTION and (_refusals := _production_refusals()):
+    raise ImproperlyConfigured("PORTAL_ENV=production refuses to start: " + "; ".join(_refusals) + ".")
 
 
 def _secret(name: str, make) -> str:
-    """Read a secret from the environment; in DEBUG, fall back to one generated
+    """Read a secret from the environment; in development, fall back to one generated
     once and kept under var/ so restarts keep sessions and ciphertexts valid."""
     value = os.getenv(name, "").strip()
     if value:
         return value
-    if not DEBUG:
-        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off")
     path = VAR_DIR / f"dev-{name.lower().replace('_', '-')}"
     if not path.exists():
         path.write_text(make())
@@ -141,24 +164,25 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
-WHITENOISE_USE_FINDERS = DEBUG
+# Development serves static files from the apps' folders; production from `collectstatic`'s hashed copies.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
+        if not PRODUCTION
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
 
-# Security: strict when DEBUG is off (`manage.py check --deploy` is clean).
+# Security: HTTPS-only in production (`manage.py check --deploy` is clean); plain HTTP on this machine otherwise.
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(not DEBUG))
-CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(not DEBUG))
-SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(not DEBUG))
-SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000")
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(PRODUCTION))
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(PRODUCTION))
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(PRODUCTION))
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000" if PRODUCTION else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -171,6 +195,8 @@ CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("in", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    # kombu's own filesystem transport lets a reader see a half-written message (celery/kombu#1551).
+    CELERY_BROKER_TRANSPORT = "hokusai_portal.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "in"),
         "data_folder_out": str(BROKER_DIR / "in"),
