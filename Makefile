@@ -10,7 +10,7 @@ HOKUSAI_REGISTRY_URL ?= http://127.0.0.1:$(REGISTRY_PORT)
 export PORTAL_PORT REGISTRY_PORT PORTAL_VAR_DIR HOKUSAI_REGISTRY_URL
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test lint
+.PHONY: run production test lint
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,13 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/pyth
 
 run: $(VENV)/.runtime-installed
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup
-	$(PY) -m hokusai_portal.supervise
+	exec $(PY) -m hokusai_portal.supervise development
+
+# The production set on one host: needs PORTAL_ENV=production, DATABASE_URL, CELERY_BROKER_URL and the secrets.
+production: $(VENV)/.runtime-installed
+	PORTAL_ENV=production $(PY) manage.py migrate --noinput
+	PORTAL_ENV=production $(PY) manage.py collectstatic --noinput -v 0
+	PORTAL_ENV=production exec $(PY) -m hokusai_portal.supervise production
 
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

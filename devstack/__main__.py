@@ -37,10 +37,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    devstack.start()
-    print(f"devstack registry on {devstack.url} (registry lock {'on' if args.registry_lock else 'off'})", flush=True)
+    devstack.start(wait=False)  # a stop request during MLflow's start-up is answered at once
+    announced = False
     try:
         while not stopping and devstack.process.poll() is None:
+            if not announced and devstack.is_ready():
+                lock = "on" if args.registry_lock else "off"
+                print(f"devstack registry on {devstack.url} (registry lock {lock})", flush=True)
+                announced = True
             time.sleep(0.2)
     finally:
         devstack.stop()

@@ -35,6 +35,15 @@ class DevstackError(RuntimeError):
     pass
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux), so a killed `make run` or
+    test session leaves no MLflow server holding the port. MLflow forwards it to its uvicorn."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class Devstack:
     """One MLflow server process with the gateway plugin, its data under `data_dir`."""
 
@@ -133,9 +142,12 @@ class Devstack:
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = state["flask_secret"]
         env["DEVSTACK_KEYS_FILE"] = str(self.keys_path)
         env["DEVSTACK_REGISTRY_LOCK"] = "1" if self.registry_lock else "0"
+        # MLflow's job runner (8 huey consumers in sessions of their own) serves GenAI jobs the devstack
+        # never runs; without it nothing outlives the server's process group.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         return env
 
-    def start(self, timeout: float = 90, log_file: str | os.PathLike | None = None) -> "Devstack":
+    def start(self, timeout: float = 90, log_file: str | os.PathLike | None = None, wait: bool = True) -> "Devstack":
         state = self.configure()
         log = open(log_file or self.data_dir / f"server-{self.port}.log", "ab")
         self.process = subprocess.Popen(
@@ -145,10 +157,18 @@ class Devstack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stop() takes the workers too
+            preexec_fn=_die_with_parent,  # and it stops when whoever started it dies, even by SIGKILL
         )
         log.close()
-        self.wait_ready(timeout)
+        if wait:
+            self.wait_ready(timeout)
         return self
+
+    def is_ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/health", timeout=1).ok
+        except requests.RequestException:
+            return False
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -206,10 +226,8 @@ class Devstack:
         for role, (username, scopes, is_admin, revoked) in ROLES.items():
             if username != state["admin_username"] and role not in users:
                 password = secrets.token_urlsafe(18)
-                response = admin.post(
-                    f"{self.url}/api/2.0/mlflow/users/create",
-                    json={"username": username, "password": password},
-                    timeout=10,
+                response = self._admin_post(
+                    admin, "/api/2.0/mlflow/users/create", {"username": username, "password": password}
                 )
                 if not response.ok and "RESOURCE_ALREADY_EXISTS" not in response.text:
                     raise DevstackError(f"creating MLflow user {username}: HTTP {response.status_code}")
@@ -225,11 +243,23 @@ class Devstack:
             self._save_state(state)
         return state
 
+    def _admin_post(self, admin: requests.Session, path: str, payload: dict, attempts: int = 4) -> requests.Response:
+        """A first start on a loaded machine answers slowly (user creation took 8–10 s once): wait
+        longer and try again before calling the seed failed. A retried create may find the user made."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return admin.post(f"{self.url}{path}", json=payload, timeout=30)
+            except requests.RequestException:
+                if attempt == attempts:
+                    raise
+                time.sleep(attempt)
+        raise AssertionError("unreachable")
+
     def _run_exists(self, run_id: str | None) -> bool:
         if not run_id:
             return False
         response = self.admin_session().get(
-            f"{self.url}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=10
+            f"{self.url}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=30
         )
         return response.ok and response.json()["run"]["info"]["status"] == "FINISHED"
 

@@ -26,9 +26,6 @@ from kombu.utils.json import dumps, loads
 
 logger = logging.getLogger(__name__)
 
-# `settings.CELERY_BROKER_TRANSPORT` names this class for `filesystem://` URLs.
-TRANSPORT_PATH = "hokusai_portal.broker:Transport"
-
 
 class Channel(filesystem.Channel):
     def _folder(self, name: str) -> Path:

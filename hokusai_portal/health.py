@@ -1,55 +1,109 @@
-"""Reachability probes for /healthz: each returns a small dict, never raises."""
+"""Probes for /healthz: each proves its part works, not merely that it answers.
+
+- database: a write (a heartbeat row inserted, then rolled back): a read-only database fails it;
+- broker: a uniquely named message published to a uniquely named queue, read back, the queue deleted:
+  an unwritable queue folder, a stopped Redis or RabbitMQ fails it, and it leaves nothing behind;
+- workers: the age of the newest worker heartbeat (each worker process writes one a second);
+- registry: GET /health with the registry's own trust store (HOKUSAI_REGISTRY_CA_BUNDLE).
+
+Each returns a small dict and never raises. Errors show only their type: no hosts or paths."""
 
 import time
+import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import requests
 from django.conf import settings
-from django.db import connection
-from kombu import Connection
+from django.db import transaction
+from django.utils import timezone
+from kombu import Exchange, Producer, Queue
+
+from onboarding import lifecycle
+from onboarding.models import WorkerHeartbeat
+from onboarding.registry_client import ca_bundle
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
-def _timed(probe: Callable[[], None]) -> dict:
+class ProbeFailed(Exception):
+    pass
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def _timed(probe: Callable[[], dict | None]) -> dict:
     started = time.perf_counter()
     try:
-        probe()
+        extra = probe() or {}
     except Exception as exc:  # any failure is a "down" verdict; only its type is shown (no hosts leak)
-        ok, error = False, type(exc).__name__
+        ok, error, extra = False, str(exc) if isinstance(exc, ProbeFailed) else type(exc).__name__, {}
     else:
         ok, error = True, None
-    result = {"ok": ok, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+    result = {"ok": ok, "latency_ms": round((time.perf_counter() - started) * 1000, 1), **extra}
     if error:
         result["error"] = error
     return result
 
 
 def _database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+    try:
+        with transaction.atomic():
+            WorkerHeartbeat.objects.create(name=f"healthz-probe-{uuid.uuid4().hex}", pid=0, beat_at=timezone.now())
+            raise _RolledBack
+    except _RolledBack:
+        pass
 
 
 def _broker() -> None:
-    url = settings.CELERY_BROKER_URL
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    with Connection(url, transport_options=options, connect_timeout=PROBE_TIMEOUT_SECONDS) as conn:
-        conn.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_SECONDS)
-        if url.startswith("filesystem://"):
-            # The filesystem transport "connects" to anything: prove the queue folder is writable.
-            (Path(options["data_folder_in"]) / ".healthz-probe").write_text("ok")
+    from hokusai_portal.celery import app
+
+    name = f"portal.healthz.{uuid.uuid4().hex}"
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+        connection.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_SECONDS)
+        with connection.channel() as channel:
+            queue = Queue(name, Exchange(""), routing_key=name, auto_delete=True, durable=False)(channel)
+            queue.declare()
+            try:
+                Producer(channel).publish({"probe": name}, routing_key=name, serializer="json", retry=False)
+                deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
+                message = queue.get(no_ack=True)
+                while message is None and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    message = queue.get(no_ack=True)
+                if message is None or message.payload != {"probe": name}:
+                    raise ProbeFailed("the probe message did not come back")
+            finally:
+                queue.delete()
+
+
+def _workers() -> dict:
+    newest = WorkerHeartbeat.objects.exclude(pid=0).order_by("-beat_at").values_list("beat_at", flat=True).first()
+    if newest is None:
+        raise ProbeFailed("no worker has started")
+    age = (timezone.now() - newest).total_seconds()
+    alive = lifecycle.workers_alive()
+    if not alive:
+        raise ProbeFailed(f"no worker heartbeat for {age:.0f} s")
+    return {"alive": alive, "last_beat_age_s": round(age, 1)}
 
 
 def _registry() -> None:
     response = requests.get(
         f"{settings.HOKUSAI_REGISTRY_URL}/health",
         timeout=(PROBE_TIMEOUT_SECONDS / 2, PROBE_TIMEOUT_SECONDS),
+        verify=ca_bundle(),
     )
     response.raise_for_status()
 
 
 def health_report() -> dict:
-    checks = {"database": _timed(_database), "broker": _timed(_broker), "registry": _timed(_registry)}
-    return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
+    checks = {
+        "database": _timed(_database),
+        "broker": _timed(_broker),
+        "workers": _timed(_workers),
+        "registry": _timed(_registry),
+    }
+    failing = [name for name, check in checks.items() if not check["ok"]]
+    return {"ok": not failing, "failing": failing, "checks": checks}

@@ -180,6 +180,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(PRODUCTION))
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(PRODUCTION))
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(PRODUCTION))
+# Load balancers and the supervisor's readiness wait probe /healthz over plain HTTP on the host.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000" if PRODUCTION else "0")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 SECURE_HSTS_PRELOAD = PRODUCTION
@@ -195,8 +197,6 @@ CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("in", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
-    # kombu's own filesystem transport lets a reader see a half-written message (celery/kombu#1551).
-    CELERY_BROKER_TRANSPORT = "hokusai_portal.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "in"),
         "data_folder_out": str(BROKER_DIR / "in"),
@@ -216,6 +216,16 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Periodic work, one `celery beat` per deployment. The sweep ends or re-queues runs whose worker is gone
+# (onboarding/lifecycle.py); a sweep older than its period is dropped, not run late.
+CELERY_BEAT_SCHEDULE = {
+    "check-runs-sweep": {
+        "task": "onboarding.check_runs_sweep",
+        "schedule": envint("CHECK_RUNS_SWEEP_SECONDS", "1"),
+        "options": {"expires": 5},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # The registry the portal checks against: operator settings only, never user input (no SSRF).
 HOKUSAI_REGISTRY_URL = os.getenv("HOKUSAI_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/")

@@ -1,15 +1,145 @@
-"""`python -m hokusai_portal.supervise`: run the Procfile (registry, worker, web) under honcho.
+"""`python -m hokusai_portal.supervise development|production`: every process of the portal under
+supervisord (a kept supervisor), one command, one Ctrl-C.
 
-Honcho sends SIGTERM on Ctrl-C and SIGKILL 5 s later; a Celery worker's warm shutdown waits for
-the running check, which can take longer, so the grace period here is 30 s."""
+- A crashed process is restarted and the log says so ("exited: worker (terminated by SIGKILL; not
+  expected)", "spawned: 'worker'"); one that keeps dying at start-up is retried with a growing back-off.
+  The others keep serving meanwhile.
+- Ctrl-C (or SIGTERM) stops them in reverse start order, each fully before the next: the web first
+  (no new checks), then beat, then the worker (it finishes running checks, up to 30 s), then the
+  registry last, so a check is never cut off by its own registry going away.
+- Every process dies with supervisord, even a SIGKILLed one (hokusai_portal/lifeline.py).
 
+development (`make run`): the devstack registry, one worker (threads), beat, gunicorn on 127.0.0.1,
+and `demo_setup --wait`, which seeds the running registry and prints the banner once /healthz is 200.
+
+production (`make production`): gunicorn with WEB_CONCURRENCY workers on PORTAL_BIND, WORKER_PROCESSES
+Celery worker processes of WORKER_THREADS threads each, and beat; the registry is HOKUSAI_REGISTRY_URL."""
+
+import getpass
+import os
 import sys
+from pathlib import Path
 
-import honcho.manager
-from honcho.command import main
+ROOT = Path(__file__).resolve().parent.parent
+# A worker's warm shutdown waits for its running checks (a registration may take up to a minute).
+WORKER_GRACE_SECONDS = 30
 
-GRACE_SECONDS = 30
+
+def _env(name: str, default: str) -> str:
+    return os.getenv(name, "").strip() or default
+
+
+def programs(mode: str, var_dir: Path) -> list[dict]:
+    """The processes of `mode`, in start order (stopped in reverse)."""
+    python = sys.executable
+    bin_dir = Path(python).parent
+    celery = [str(bin_dir / "celery"), "-A", "hokusai_portal"]
+    worker_threads = _env("WORKER_THREADS", "8")
+    # Beat at WARNING: at INFO it logs every send, and the run sweep is sent every second.
+    beat = [*celery, "beat", "--loglevel", "WARNING", "--schedule", str(var_dir / "celerybeat-schedule")]
+    gunicorn = [str(bin_dir / "gunicorn"), "hokusai_portal.wsgi", "--access-logfile", "-", "--graceful-timeout", "10"]
+    if mode == "development":
+        port = _env("PORTAL_PORT", "8000")
+        return [
+            {
+                "name": "registry",
+                "command": [python, "-m", "devstack", "serve", "--port", _env("REGISTRY_PORT", "5000"),
+                            "--data", str(var_dir / "devstack")],
+                "stopwaitsecs": 10,
+            },
+            {
+                "name": "worker",
+                "command": [*celery, "worker", "--pool", "threads", "--concurrency", worker_threads,
+                            "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+                "stopwaitsecs": WORKER_GRACE_SECONDS,
+            },
+            {"name": "beat", "command": beat},
+            {"name": "web", "command": [*gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"]},
+            {
+                "name": "ready",
+                "command": [python, "manage.py", "demo_setup", "--wait"],
+                "autorestart": "false",
+                "startsecs": 0,
+                "startretries": 0,
+            },
+        ]  # fmt: skip
+    if mode == "production":
+        return [
+            {
+                "name": "worker",
+                "command": [*celery, "worker", "--pool", "threads", "--concurrency", worker_threads,
+                            "--loglevel", "INFO", "--hostname", "worker%(process_num)s@%%h"],
+                "numprocs": int(_env("WORKER_PROCESSES", "2")),
+                "process_name": "worker-%(process_num)s",
+                "stopwaitsecs": WORKER_GRACE_SECONDS,
+            },
+            {"name": "beat", "command": beat},
+            {
+                "name": "web",
+                "command": [*gunicorn, "--bind", _env("PORTAL_BIND", "0.0.0.0:8000"),
+                            "--workers", _env("WEB_CONCURRENCY", "2"), "--threads", _env("WEB_THREADS", "4")],
+            },
+        ]  # fmt: skip
+    raise SystemExit(f"usage: python -m hokusai_portal.supervise development|production (not {mode!r})")
+
+
+def _quote(argument: str) -> str:
+    # supervisord splits commands like a shell and expands %(...)s; keep our own % signs literal.
+    if any(c in argument for c in " \"'"):
+        argument = '"' + argument.replace('"', '\\"') + '"'
+    return argument
+
+
+def config(mode: str, var_dir: Path) -> str:
+    folder = var_dir / "supervisor"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "[supervisord]",
+        "nodaemon=true",
+        f"logfile={folder / 'supervisord.log'}",
+        "logfile_maxbytes=5MB",
+        "logfile_backups=2",
+        f"pidfile={folder / 'supervisord.pid'}",
+        f"childlogdir={folder}",
+        "loglevel=info",
+        *([f"user={getpass.getuser()}"] if os.geteuid() == 0 else []),  # as root: say so, or it warns at every start
+        "",
+    ]
+    lifeline = [sys.executable, "-m", "hokusai_portal.lifeline"]
+    for priority, program in enumerate(programs(mode, var_dir), start=1):
+        command = " ".join(_quote(part) for part in [*lifeline, *program["command"]])
+        lines += [
+            f"[program:{program['name']}]",
+            f"command={command}",
+            f"directory={ROOT}",
+            f"priority={priority * 10}",
+            f"numprocs={program.get('numprocs', 1)}",
+            f"process_name={program.get('process_name', '%(program_name)s')}",
+            f"autorestart={program.get('autorestart', 'true')}",
+            f"startsecs={program.get('startsecs', 3)}",
+            f"startretries={program.get('startretries', 20)}",
+            f"stopwaitsecs={program.get('stopwaitsecs', 10)}",
+            "stopsignal=TERM",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            "stdout_logfile=/dev/stdout",
+            "stdout_logfile_maxbytes=0",
+            'environment=PYTHONUNBUFFERED="1"',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    mode = argv[0] if argv else "development"
+    var_dir = Path(_env("PORTAL_VAR_DIR", str(ROOT / "var"))).resolve()
+    path = var_dir / "supervisor" / f"{mode}.conf"
+    text = config(mode, var_dir)
+    path.write_text(text)
+    supervisord = str(Path(sys.executable).parent / "supervisord")
+    os.execv(supervisord, [supervisord, "--configuration", str(path)])
+
 
 if __name__ == "__main__":
-    honcho.manager.KILL_WAIT = GRACE_SECONDS
-    sys.exit(main(["-f", "Procfile", "start", *sys.argv[1:]]))
+    main(sys.argv[1:])

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration
+from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration, WorkerHeartbeat
 
 
 @admin.register(ApiKey)
@@ -53,3 +53,12 @@ class RegistrationAdmin(admin.ModelAdmin):
 class DeveloperProgressAdmin(admin.ModelAdmin):
     list_display = ["user", "signed_up_at", "key_saved_at", "connectivity_passed_at", "registered_at"]
     raw_id_fields = ["user"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["name", "pid", "started_at", "beat_at"]
+    readonly_fields = [f.name for f in WorkerHeartbeat._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # only workers write these

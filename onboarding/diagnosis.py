@@ -108,12 +108,12 @@ CAUSES: dict[str, tuple[str, str]] = {
     ),
     "REGISTRATION_TIMEOUT": ("The model version did not become READY in time.", "Retry; report it if it persists."),
     "WORKER_LOST": (
-        "The check stopped before it finished: the worker running it went away.",
+        "The check stopped before it finished: the worker running it went away, twice.",
         "Run the check again. If it happens again, tell Hokusai support.",
     ),
     "WORKERS_UNAVAILABLE": (
-        "The check is queued, but the portal's workers cannot be reached right now.",
-        "Wait a minute and retry; the portal team has been alerted by /healthz.",
+        "No worker of the portal took the check in time: the portal's workers are stopped, or busy with a backlog.",
+        "Run the check again in a minute. The portal's /healthz reports its workers as down meanwhile.",
     ),
     "DEADLINE_EXCEEDED": (
         "The check ran out of time before this step.",

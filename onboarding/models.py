@@ -34,7 +34,7 @@ class CheckRun(models.Model):
         RUNNING = "running", "Running"
         PASSED = "passed", "Passed"
         FAILED = "failed", "Failed"
-        LOST = "lost", "Worker lost"
+        LOST = "lost", "Did not finish"  # the sweeper ended it: WORKER_LOST, WORKERS_UNAVAILABLE, DEADLINE_EXCEEDED
 
     FINISHED = (Status.PASSED, Status.FAILED, Status.LOST)
     UNSUCCESSFUL = (Status.FAILED, Status.LOST)  # what a developer can report, what the dashboard's causes count
@@ -54,7 +54,16 @@ class CheckRun(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    deadline_at = models.DateTimeField(help_text="After this, an unfinished run is marked lost.")
+    deadline_at = models.DateTimeField(
+        help_text="Queued: the end of the queue grace. Running: the check's own deadline from its start."
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="The lease: refreshed every second by the worker running it."
+    )
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker holding the run.")
+    attempt = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times a worker started it (a second time after a worker died)."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -156,3 +165,18 @@ class DeveloperProgress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} onboarding"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker process's last sign of life, written every second by its heartbeat thread.
+
+    /healthz reads it (is any worker alive?), the sweeper reads it (a queued run with no live worker
+    ends as WORKERS_UNAVAILABLE). A worker that stops cleanly deletes its row."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} (last beat {self.beat_at:%H:%M:%S})"

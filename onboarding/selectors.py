@@ -11,14 +11,12 @@ from accounts.roles import Role, has_role
 
 from .models import ApiKey, CheckRun, Registration
 from .registration import python_snippet
-from .services import check_runs_expire
 
 WIZARD_STEPS = [("key", "Key"), ("connectivity", "Connectivity"), ("registration", "Registration"), ("done", "Done")]
 
 
 def check_run_list_for(*, user) -> QuerySet[CheckRun]:
     """A developer sees their own runs; support engineers and managers see everyone's."""
-    check_runs_expire()
     runs = CheckRun.objects.select_related("user")
     if has_role(user, Role.SUPPORT, Role.MANAGER):
         return runs
@@ -65,9 +63,6 @@ def onboarding_state(*, user) -> dict:
     """Where the user is in the wizard, derived from what they have (nothing extra to keep in sync)."""
     api_key = api_key_for(user=user)
     latest = CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY).first() if api_key else None
-    if latest is not None and not latest.is_finished:
-        check_runs_expire()
-        latest.refresh_from_db()
     connectivity_passed = CheckRun.objects.filter(
         user=user, kind=CheckRun.Kind.CONNECTIVITY, status=CheckRun.Status.PASSED
     ).exists() if api_key else False  # fmt: skip
@@ -133,3 +128,8 @@ def registration_result(*, run: CheckRun) -> dict:
             model_id=registration.model_id or None,
         )
     return context
+
+
+def check_run_queued_ahead(*, run: CheckRun) -> int:
+    """How many queued runs were submitted before this one (the page's "n ahead")."""
+    return CheckRun.objects.filter(status=CheckRun.Status.QUEUED, created_at__lt=run.created_at).count()

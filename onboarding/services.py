@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from hokusai_portal import crypto
 
-from .checks import RUN_DEADLINE_SECONDS, ConnectivityCheck, StepResult
+from . import lifecycle
+from .checks import ConnectivityCheck, StepResult
 from .keys import NormalisedKey, key_normalise
 from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration
 from .registration import RegistrationCheck, RegistrationRequest
@@ -19,8 +20,6 @@ logger = logging.getLogger(__name__)
 
 KEY_SUBMISSIONS_PER_WINDOW = 10
 KEY_SUBMISSION_WINDOW_SECONDS = 600
-# How long a queued run may wait for a worker before it counts as lost, on top of its own deadline.
-QUEUE_GRACE_SECONDS = 30
 
 
 class KeySubmissionRateLimited(Exception):
@@ -85,7 +84,7 @@ def connectivity_check_start(*, user, model_name: str = "") -> CheckRun:
         registry_url=settings.HOKUSAI_REGISTRY_URL,
         key_masked=api_key.masked,
         model_name=model_name.strip(),
-        deadline_at=now + timedelta(seconds=RUN_DEADLINE_SECONDS + QUEUE_GRACE_SECONDS),
+        deadline_at=now + timedelta(seconds=lifecycle.QUEUE_GRACE_SECONDS),
     )
     transaction.on_commit(lambda: check_run_enqueue(run_id=run.pk))
     return run
@@ -138,7 +137,7 @@ def registration_start(*, user, request: RegistrationRequest) -> Registration:
                 registry_url=settings.HOKUSAI_REGISTRY_URL,
                 key_masked=api_key.masked,
                 model_name=request.model_name,
-                deadline_at=now + timedelta(seconds=RegistrationCheck.DEADLINE_SECONDS + QUEUE_GRACE_SECONDS),
+                deadline_at=now + timedelta(seconds=lifecycle.QUEUE_GRACE_SECONDS),
             )
             registration = Registration.objects.create(
                 user=user, check_run=run, idempotency_key=idempotency_key, **request.stored_fields()
@@ -149,19 +148,20 @@ def registration_start(*, user, request: RegistrationRequest) -> Registration:
     return registration
 
 
-def _save_step(run: CheckRun, position: int, result: StepResult) -> None:
-    CheckStep.objects.create(run=run, position=position, **result.as_dict())
-
-
-def check_run_execute(*, run_id: int) -> CheckRun | None:
-    """Run the steps of a queued run, saving each as it finishes. A run already started, finished
-    or lost (a redelivered message, a double enqueue) is left alone."""
-    claimed = CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.QUEUED).update(
-        status=CheckRun.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
+def check_run_execute(*, run_id: int, worker: str = "") -> CheckRun | None:
+    """Run the steps of a queued run, saving each as it finishes. A run another worker holds, or one
+    that is over (a duplicate message), is left alone; one whose worker died is taken over."""
+    run = CheckRun.objects.filter(pk=run_id).only("kind").first()
+    if run is None:
         return None
-    run = CheckRun.objects.select_related("user").get(pk=run_id)
+    deadline = (
+        RegistrationCheck.DEADLINE_SECONDS
+        if run.kind == CheckRun.Kind.REGISTRATION
+        else ConnectivityCheck.DEADLINE_SECONDS
+    )
+    run = lifecycle.check_run_claim(run_id=run_id, worker=worker or lifecycle.worker_name(), deadline_seconds=deadline)
+    if run is None:
+        return None
     api_key = ApiKey.objects.filter(user=run.user).first()
     plain = api_key_reveal(api_key) if api_key else ""  # forgotten since submit: the first step says so
     if run.kind == CheckRun.Kind.REGISTRATION:
@@ -172,15 +172,24 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
     else:
         check = ConnectivityCheck(run.registry_url, plain, model_name=run.model_name)
     positions = iter(range(1, 100))
-    results = check.run(on_step=lambda result: _save_step(run, next(positions), result))
+
+    def save_step(result: StepResult) -> None:
+        lifecycle.check_run_still_held(run=run)  # raises Superseded: another attempt owns the run now
+        CheckStep.objects.create(run=run, position=next(positions), **result.as_dict())
+
+    try:
+        results = check.run(on_step=save_step)
+    except lifecycle.Superseded:
+        logger.warning("check run %s attempt %s superseded; its result is dropped", run.pk, run.attempt)
+        return None
     failure = next((r for r in results if r.status == "fail"), None)
     with transaction.atomic():
-        CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.RUNNING).update(
+        finished = lifecycle.check_run_finish(
+            run=run,
             status=CheckRun.Status.FAILED if failure else CheckRun.Status.PASSED,
             cause=failure.cause if failure else "OK",
-            finished_at=timezone.now(),
         )
-        if run.kind == CheckRun.Kind.REGISTRATION:
+        if finished and run.kind == CheckRun.Kind.REGISTRATION:
             Registration.objects.filter(check_run=run).update(
                 failed=failure is not None,
                 version=check.version or "",
@@ -195,21 +204,6 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
         progress_mark(user=run.user, milestone=milestone)
     logger.info("check run %s (%s) finished status=%s cause=%s", run.pk, run.kind, run.status, run.cause)
     return run
-
-
-def check_runs_expire(*, now=None) -> int:
-    """Mark runs past their deadline that never finished (worker killed, OOM, message lost) as lost."""
-    now = now or timezone.now()
-    overdue = CheckRun.objects.filter(status__in=[CheckRun.Status.QUEUED, CheckRun.Status.RUNNING], deadline_at__lt=now)
-    overdue_ids = list(overdue.values_list("pk", flat=True))
-    if not overdue_ids:
-        return 0
-    with transaction.atomic():
-        lost = CheckRun.objects.filter(pk__in=overdue_ids, status__in=[CheckRun.Status.QUEUED, CheckRun.Status.RUNNING])
-        count = lost.update(status=CheckRun.Status.LOST, cause="WORKER_LOST", finished_at=now)
-        # A lost registration may be retried; the retry finds any version it made by its idempotency tag.
-        Registration.objects.filter(check_run_id__in=overdue_ids).update(failed=True)
-    return count
 
 
 def progress_mark(*, user, milestone: str, at=None) -> None:

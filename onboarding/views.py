@@ -7,6 +7,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.roles import Role, has_role, role_required
 
 from . import selectors, services
+from .diagnosis import CAUSES
 from .forms import ApiKeyForm, ConnectivityCheckForm, RegistrationForm
 from .keys import KeyFormatError
 
@@ -68,7 +69,13 @@ def connectivity(request: HttpRequest):
 @role_required(Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # read-only for others: the forms are the owner's
 def check_run(request: HttpRequest, run_id: int):
     run = selectors.check_run_get_for(user=request.user, run_id=run_id)
-    context = {"run": run, "steps": list(run.steps.all()), **selectors.registration_result(run=run)}
+    context = {
+        "run": run,
+        "steps": list(run.steps.all()),
+        "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,
+        "run_cause": CAUSES.get(run.cause, ("", "")),
+        **selectors.registration_result(run=run),
+    }
     if request.htmx:
         return render(request, "onboarding/check_run.html#run", context)
     state = selectors.onboarding_state(user=request.user)

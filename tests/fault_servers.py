@@ -156,3 +156,48 @@ def ca_signed_context(tmp_path, *, days_valid: float) -> tuple[ssl.SSLContext, s
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return context, str(ca_path)
+
+
+@contextlib.contextmanager
+def slow_proxy(target_url: str, delay: float):
+    """Forwards every request to `target_url` after `delay` seconds: a healthy but slow registry,
+    so a check runs long enough to be interrupted (a worker killed, a Ctrl-C) in the middle."""
+    import time
+
+    import requests
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self):
+            time.sleep(delay)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            upstream = requests.request(
+                self.command, target_url + self.path, data=body, headers=headers, timeout=30, allow_redirects=False
+            )
+            self.send_response(upstream.status_code)
+            for name, value in upstream.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(upstream.content)))
+            self.end_headers()
+            try:
+                self.wfile.write(upstream.content)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client (a worker killed by the test) went away
+
+        do_GET = do_POST = do_DELETE = do_PATCH = _forward
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,99 +1,115 @@
-"""`make run` on the embedded defaults: serves the login page, writes the demo credentials and
-leaves no process behind after Ctrl-C (SIGINT to its process group, as a terminal sends it)."""
+"""`make run` on the embedded defaults, used as a person would: the banner means ready, a killed
+worker is restarted while the portal keeps answering (and its check is run again, not lost), and
+Ctrl-C with a check running lets the check finish against a registry that is stopped last.
+
+The registry is reached through a proxy that adds 0.25 s to every request, so a check takes a few
+seconds: long enough to kill a worker, or press Ctrl-C, in the middle of one."""
 
 import json
 import os
 import signal
-import subprocess
+import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from devstack.server import free_port
 from tests.conftest import ROOT
+from tests.fault_servers import slow_proxy
+from tests.portal_processes import PortalUser, ProcessSet
+
+REGISTRY_DELAY_SECONDS = 0.25
 
 
-def processes_with(marker: str) -> list[int]:
-    """PIDs whose environment carries `marker` (the run's private PORTAL_VAR_DIR)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (proc / "environ").read_bytes():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
+def run_row(var_dir, run_id: int) -> dict:
+    with sqlite3.connect(var_dir / "portal.sqlite3") as db:
+        db.row_factory = sqlite3.Row
+        return dict(db.execute("SELECT * FROM onboarding_checkrun WHERE id = ?", (run_id,)).fetchone())
 
 
 @pytest.mark.slow
-def test_make_run_serves_the_portal_and_stops_cleanly_on_ctrl_c(tmp_path):
-    var_dir = tmp_path / "var"
+def test_make_run_is_ready_survives_a_killed_worker_and_stops_in_order(tmp_path):
+    portal_port, registry_port = free_port(), free_port()
+    with slow_proxy(f"http://127.0.0.1:{registry_port}", REGISTRY_DELAY_SECONDS) as registry_via_proxy:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "HOKUSAI_REGISTRY_URL", "DEBUG", "PORTAL_ENV")
+        }
+        env.update(
+            PORTAL_PORT=str(portal_port), REGISTRY_PORT=str(registry_port), HOKUSAI_REGISTRY_URL=registry_via_proxy
+        )
+        portal = ProcessSet(tmp_path, ["make", "run"], env)
+        base = f"http://127.0.0.1:{portal_port}"
+        try:
+            # Ready means ready: when the banner shows, every part answers.
+            ready_after = portal.wait_for_log("Ready in", timeout=300)
+            health = requests.get(f"{base}/healthz", timeout=10)
+            assert health.status_code == 200, health.text
+            assert health.json()["checks"]["workers"]["alive"] >= 1
+            assert requests.get(f"http://127.0.0.1:{registry_port}/health", timeout=5).status_code == 200
+            banner = portal.log[portal.log.index("Ready in") :]
+            assert f"Hokusai Portal: {base}/" in banner and "sign in as developer" in banner
+            assert portal.log.count("spawned: 'registry'") == 1, "the registry was started more than once"
+            print(f"make run: banner {ready_after:.1f} s after start")
+
+            credentials = json.loads((portal.var_dir / "demo-credentials.json").read_text())
+            assert set(credentials["keys"]) == {"writer", "reader", "revoked", "admin"}
+            developer = PortalUser(base)
+            developer.sign_in(**credentials["users"]["developer"])
+            developer.save_key(credentials["keys"]["writer"])
+            first = developer.start_check()
+            assert developer.wait_for_state(first, {"passed", "failed", "lost"}, 30)[:2] == ("passed", "OK")
+
+            # SIGKILL the worker in the middle of a check: the portal keeps answering, a new worker
+            # is started, and the check is run again from the start instead of being lost.
+            interrupted = developer.start_check()
+            developer.wait_for_state(interrupted, {"running"}, 20)
+            time.sleep(REGISTRY_DELAY_SECONDS * 3)  # a few steps in
+            (worker,) = portal.pids("celery -A hokusai_portal worker")
+            os.kill(worker, signal.SIGKILL)
+            killed_at = time.monotonic()
+            answered = [requests.get(f"{base}/accounts/login/", timeout=5).status_code for _ in range(5)]
+            assert answered == [200] * 5
+            status, cause, _ = developer.wait_for_state(interrupted, {"passed", "failed", "lost"}, 45)
+            recovered_after = time.monotonic() - killed_at
+            assert (status, cause) == ("passed", "OK")
+            assert run_row(portal.var_dir, interrupted)["attempt"] == 2
+            assert "exited: worker (terminated by SIGKILL; not expected)" in portal.log
+            (new_worker,) = portal.pids("celery -A hokusai_portal worker")
+            assert new_worker != worker
+            print(
+                f"make run: killed worker's check passed on its second attempt {recovered_after:.1f} s after the kill"
+            )
+
+            # Ctrl-C with a check running: web first, the worker finishes the check, the registry stops last.
+            last = developer.start_check()
+            developer.wait_for_state(last, {"running"}, 20)
+            stopped_in = portal.stop(signal.SIGINT, timeout=90)
+            row = run_row(portal.var_dir, last)
+            assert (row["status"], row["cause"]) == ("passed", "OK"), row
+            log = portal.log
+            assert log.index("stopped: web") < log.index("stopped: worker") < log.index("stopped: registry")
+            print(f"make run: Ctrl-C with a check running: check passed, everything stopped in {stopped_in:.1f} s")
+        finally:
+            portal.kill_everything()
+
+
+@pytest.mark.slow
+def test_killing_the_supervisor_leaves_nothing_behind(tmp_path):
     portal_port, registry_port = free_port(), free_port()
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "HOKUSAI_REGISTRY_URL")
     }
-    env.update(PORTAL_VAR_DIR=str(var_dir), PORTAL_PORT=str(portal_port), REGISTRY_PORT=str(registry_port))
-    log_path = tmp_path / "make-run.log"
-    with open(log_path, "wb") as log:
-        make = subprocess.Popen(
-            ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    env.update(PORTAL_PORT=str(portal_port), REGISTRY_PORT=str(registry_port), PYTHONPATH=str(ROOT))
+    portal = ProcessSet(tmp_path, ["make", "run"], env)
     try:
-        deadline = time.monotonic() + 300
-        statuses = {}
-        while time.monotonic() < deadline and make.poll() is None:
-            for url in (f"http://127.0.0.1:{portal_port}/accounts/login/", f"http://127.0.0.1:{registry_port}/health"):
-                try:
-                    statuses[url] = requests.get(url, timeout=2).status_code
-                except requests.RequestException:
-                    statuses[url] = None
-            if set(statuses.values()) == {200}:
-                break
-            time.sleep(1)
-        assert set(statuses.values()) == {200}, log_path.read_text()[-4000:]
-        assert "Sign in" in requests.get(f"http://127.0.0.1:{portal_port}/accounts/login/", timeout=5).text
-
-        credentials = json.loads((var_dir / "demo-credentials.json").read_text())
-        assert credentials["portal_url"] == f"http://127.0.0.1:{portal_port}/"
-        assert credentials["registry_url"] == f"http://127.0.0.1:{registry_port}"
-        assert set(credentials["users"]) == {"developer", "support", "manager"}
-        assert set(credentials["keys"]) == {"writer", "reader", "revoked", "admin"}
-        # The demo writer key really works against the registry make run started.
-        response = requests.get(
-            f"{credentials['registry_url']}/api/2.0/mlflow/experiments/get-by-name",
-            params={"experiment_name": "lscor-lead-scoring"},
-            headers={"Authorization": f"Bearer {credentials['keys']['writer']}"},
-            timeout=10,
-        )
-        assert response.status_code == 200
-        # And the demo developer can sign in.
-        session = requests.Session()
-        login_url = f"http://127.0.0.1:{portal_port}/accounts/login/"
-        session.get(login_url, timeout=5)
-        developer = credentials["users"]["developer"]
-        signed_in = session.post(
-            login_url,
-            data={
-                "username": developer["username"],
-                "password": developer["password"],
-                "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            },
-            headers={"Referer": login_url},
-            timeout=10,
-        )
-        assert signed_in.url.endswith("/onboarding/key/")  # a new developer starts at the Key step
+        portal.wait_for_log("Ready in", timeout=300)
+        assert len(portal.pids("")) >= 6  # supervisord, registry + MLflow + uvicorn, worker, beat, gunicorn
+        os.kill(portal.supervisor_pid(), signal.SIGKILL)
+        portal.wait_gone(timeout=30)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{registry_port}/health", timeout=2)
     finally:
-        os.killpg(make.pid, signal.SIGINT)
-        try:
-            make.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-            raise
-    deadline = time.monotonic() + 10
-    while processes_with(f"PORTAL_VAR_DIR={var_dir}") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert processes_with(f"PORTAL_VAR_DIR={var_dir}") == [], "orphan processes after Ctrl-C"
+        portal.kill_everything()

@@ -1,14 +1,18 @@
-"""Create the demo users, seed the devstack registry and write var/demo-credentials.json.
+"""Create the demo users, seed the running devstack registry and write var/demo-credentials.json.
 
-Run by `make run`. Running it again reuses the users, keys and run that exist."""
+Run by `make run` under the supervisor, beside the registry it seeds (the registry starts once).
+With --wait it prints the banner only once the portal's /healthz is 200: the web, the database,
+the broker, a worker and the registry all answer. Running it again reuses what exists."""
 
 import json
 import os
 import secrets
+import time
 
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts.roles import Role
 from accounts.services import user_create
@@ -24,8 +28,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--registry-port", type=int, default=int(os.getenv("REGISTRY_PORT", "5000")))
         parser.add_argument("--portal-port", type=int, default=int(os.getenv("PORTAL_PORT", "8000")))
+        parser.add_argument("--wait", action="store_true", help="print the banner once /healthz is 200")
+        parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for each part")
 
-    def handle(self, *args, registry_port: int, portal_port: int, **options):
+    def handle(self, *args, registry_port: int, portal_port: int, wait: bool, timeout: float, **options):
         path = settings.VAR_DIR / "demo-credentials.json"
         previous = json.loads(path.read_text()) if path.exists() else {}
         users = {}
@@ -41,13 +47,12 @@ class Command(BaseCommand):
             users[username] = {"username": username, "password": password}
 
         devstack = Devstack(settings.VAR_DIR / "devstack", port=registry_port)
+        started = time.monotonic()
         try:
-            devstack.wait_ready(timeout=0.5)
+            devstack.wait_ready(timeout=timeout)
             state = devstack.seed()
-        except DevstackError:
-            self.stdout.write("Starting the devstack registry once to seed it (first run takes ~30 s)...")
-            with devstack:
-                state = devstack.seed()
+        except DevstackError as error:
+            raise CommandError(f"The devstack registry is not usable: {error}") from error
 
         credentials = {
             "portal_url": f"http://127.0.0.1:{portal_port}/",
@@ -57,6 +62,11 @@ class Command(BaseCommand):
         }
         path.write_text(json.dumps(credentials, indent=2))
         path.chmod(0o600)
+        if wait:
+            self._wait_for_health(f"http://127.0.0.1:{portal_port}/healthz", timeout)
+            self.stdout.write(
+                f"Ready in {time.monotonic() - started:.0f} s: web, database, broker, worker and registry answer."
+            )
         self.stdout.write(self.style.SUCCESS(f"Hokusai Portal: {credentials['portal_url']}"))
         self.stdout.write(f"Registry (devstack MLflow): {devstack.url}")
         for username, login in users.items():
@@ -64,3 +74,16 @@ class Command(BaseCommand):
         for role, key in credentials["keys"].items():
             self.stdout.write(f"  demo API key {role:<8} {key}")
         self.stdout.write(f"(also written to {path})")
+
+    def _wait_for_health(self, url: str, timeout: float) -> None:
+        deadline, failing = time.monotonic() + timeout, ["web"]
+        while time.monotonic() < deadline:
+            try:
+                response = requests.get(url, timeout=5)
+                if response.status_code == 200:
+                    return
+                failing = response.json().get("failing", ["web"])
+            except (requests.RequestException, ValueError):
+                failing = ["web"]
+            time.sleep(0.5)
+        raise CommandError(f"The portal is not ready after {timeout:.0f} s: {', '.join(failing)} not answering.")

@@ -1,0 +1,176 @@
+"""A check run's life: queued → running → ended, and who ends it when.
+
+- **Queued**: the web process creates the run and publishes its id on commit. `deadline_at` is the
+  queue grace from then. If the broker refused the message, `enqueue_error` says why and the sweeper
+  publishes it again as soon as the broker answers.
+- **Running**: a worker claims the run (a guarded update: a message delivered twice runs once) and
+  holds a lease: its worker's heartbeat thread refreshes `heartbeat_at` every second. `deadline_at`
+  becomes the check's own deadline from its start, not from its creation.
+- **Ended**: the worker writes passed/failed. Otherwise the sweeper (a beat task, every second) ends
+  it: a run whose lease went stale (its worker was killed) is queued again once, then `WORKER_LOST`;
+  a queued run past its grace with no live worker is `WORKERS_UNAVAILABLE`; a running run past its
+  deadline is `DEADLINE_EXCEEDED`. The worker's own final write still wins over a sweep that raced it.
+"""
+
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .models import CheckRun, CheckStep, Registration, WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 1.0
+# A lease (or a worker) not refreshed for this long belongs to a process that is gone.
+LEASE_SECONDS = 4
+# How long a queued run waits for a worker before the sweeper looks at it.
+QUEUE_GRACE_SECONDS = 20
+# A queued run no worker has taken in this long ends, even while workers are alive (a backlog).
+MAX_QUEUE_SECONDS = 120
+# A run whose worker died is run once more, by another worker or the restarted one.
+MAX_ATTEMPTS = 2
+# Time a worker gets after its check's own deadline to save the verdict.
+FINISH_SLACK_SECONDS = 2
+# Rows of workers that died without a goodbye (SIGKILL) are kept this long, for the admin, then pruned.
+DEAD_WORKER_KEEP_SECONDS = 3600
+
+ACTIVE = (CheckRun.Status.QUEUED, CheckRun.Status.RUNNING)
+
+
+class Superseded(Exception):
+    """The run was taken over (its lease went stale) or ended by the sweeper: stop working on it."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_run_claim(*, run_id: int, worker: str, deadline_seconds: float) -> CheckRun | None:
+    """Take a queued run, or a running one whose worker stopped beating (a redelivered message).
+    Returns None for a run that is someone else's, or over: a duplicate message does nothing."""
+    now = timezone.now()
+    claimable = Q(status=CheckRun.Status.QUEUED) | Q(
+        status=CheckRun.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=LEASE_SECONDS)
+    )
+    with transaction.atomic():
+        claimed = CheckRun.objects.filter(claimable, pk=run_id, attempt__lt=MAX_ATTEMPTS).update(
+            status=CheckRun.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker[:200],
+            attempt=F("attempt") + 1,
+            deadline_at=now + timedelta(seconds=deadline_seconds + FINISH_SLACK_SECONDS),
+        )
+        if not claimed:
+            return None
+        CheckStep.objects.filter(run_id=run_id).delete()  # an earlier attempt's steps: this one starts over
+    return CheckRun.objects.select_related("user").get(pk=run_id)
+
+
+def check_run_still_held(*, run: CheckRun) -> None:
+    """Called before each step is saved: refresh the lease, or raise Superseded."""
+    held = CheckRun.objects.filter(pk=run.pk, attempt=run.attempt, status=CheckRun.Status.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
+    if not held:
+        raise Superseded(f"check run {run.pk} attempt {run.attempt} is no longer this worker's")
+
+
+def check_run_finish(*, run: CheckRun, status: str, cause: str) -> bool:
+    """The worker's verdict. It wins over the sweeper's (a lost or timed-out mark), never over a newer attempt."""
+    return bool(
+        CheckRun.objects.filter(
+            pk=run.pk, attempt=run.attempt, status__in=[CheckRun.Status.RUNNING, CheckRun.Status.LOST]
+        ).update(status=status, cause=cause, finished_at=timezone.now())
+    )
+
+
+def worker_beat(*, name: str) -> None:
+    """One heartbeat of a worker process: its own row, and the lease of every run it holds."""
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(name=name, defaults={"beat_at": now, "pid": os.getpid()})
+    CheckRun.objects.filter(status=CheckRun.Status.RUNNING, worker=name).update(heartbeat_at=now)
+
+
+def worker_gone(*, name: str) -> None:
+    """A worker that stops cleanly says so: no stale row left to look alive or dead."""
+    WorkerHeartbeat.objects.filter(name=name).delete()
+
+
+def workers_alive(*, now=None) -> int:
+    now = now or timezone.now()
+    return WorkerHeartbeat.objects.filter(beat_at__gte=now - timedelta(seconds=LEASE_SECONDS)).count()
+
+
+def _end(runs, *, status: str, cause: str, now) -> int:
+    ids = list(runs.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    with transaction.atomic():
+        ended = CheckRun.objects.filter(pk__in=ids, status__in=ACTIVE).update(
+            status=status, cause=cause, finished_at=now
+        )
+        # An ended registration may be retried; the retry finds any version it made by its idempotency tag.
+        Registration.objects.filter(check_run_id__in=ids).update(failed=True)
+    for run_id in ids:
+        logger.warning("check run %s ended by the sweeper: %s", run_id, cause)
+    return ended
+
+
+def check_runs_sweep(*, now=None) -> dict[str, int]:
+    """End or re-queue every run whose owner is gone. Safe to run anywhere, any number of times at once."""
+    from .services import check_run_enqueue
+
+    now = now or timezone.now()
+    counts = {}
+    stale = now - timedelta(seconds=LEASE_SECONDS)
+
+    # Running, but its worker stopped beating: once more from the start, then lost.
+    dead = CheckRun.objects.filter(status=CheckRun.Status.RUNNING, heartbeat_at__lt=stale)
+    retry_ids = list(dead.filter(attempt__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
+    counts["requeued"] = CheckRun.objects.filter(
+        pk__in=retry_ids, status=CheckRun.Status.RUNNING, heartbeat_at__lt=stale
+    ).update(status=CheckRun.Status.QUEUED, deadline_at=now + timedelta(seconds=QUEUE_GRACE_SECONDS))
+    for run_id in retry_ids:
+        logger.warning("check run %s: its worker stopped; queued again", run_id)
+        check_run_enqueue(run_id=run_id)
+    counts["lost"] = _end(
+        dead.filter(attempt__gte=MAX_ATTEMPTS), status=CheckRun.Status.LOST, cause="WORKER_LOST", now=now
+    )
+
+    # Running past its own deadline while its worker still beats: the check should have ended itself.
+    counts["overran"] = _end(
+        CheckRun.objects.filter(status=CheckRun.Status.RUNNING, deadline_at__lt=now),
+        status=CheckRun.Status.LOST,
+        cause="DEADLINE_EXCEEDED",
+        now=now,
+    )
+
+    # Queued but never published (the broker was down at submit): publish now that the sweep runs.
+    for run_id in (
+        CheckRun.objects.filter(status=CheckRun.Status.QUEUED).exclude(enqueue_error="").values_list("pk", flat=True)
+    ):
+        check_run_enqueue(run_id=run_id)
+
+    # Queued past its grace: no live worker ends it now; with live workers (a backlog, or a message a
+    # dead worker had taken) it is published once more and waits, up to MAX_QUEUE_SECONDS in all.
+    waiting = CheckRun.objects.filter(status=CheckRun.Status.QUEUED, deadline_at__lt=now)
+    if not workers_alive(now=now):
+        counts["unavailable"] = _end(waiting, status=CheckRun.Status.LOST, cause="WORKERS_UNAVAILABLE", now=now)
+    else:
+        counts["unavailable"] = _end(
+            waiting.filter(created_at__lt=now - timedelta(seconds=MAX_QUEUE_SECONDS)),
+            status=CheckRun.Status.LOST,
+            cause="WORKERS_UNAVAILABLE",
+            now=now,
+        )
+        for run_id in waiting.values_list("pk", flat=True):
+            CheckRun.objects.filter(pk=run_id).update(deadline_at=now + timedelta(seconds=QUEUE_GRACE_SECONDS))
+            check_run_enqueue(run_id=run_id)
+    WorkerHeartbeat.objects.filter(beat_at__lt=now - timedelta(seconds=DEAD_WORKER_KEEP_SECONDS)).delete()
+    return {name: count for name, count in counts.items() if count}

@@ -1,0 +1,53 @@
+"""What a Celery worker process does besides tasks: a heartbeat thread (the worker's liveness for
+/healthz and the sweeper, and the lease of every run it holds), and a clean goodbye on shutdown."""
+
+import logging
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+from django.db import close_old_connections, connection
+
+from . import lifecycle
+
+logger = logging.getLogger(__name__)
+_stop = threading.Event()
+SWEEP_TASK = "onboarding.check_runs_sweep"
+
+
+class _WithoutSweeps(logging.Filter):
+    """The run sweep runs every second: its "received"/"succeeded" lines would bury everything else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return SWEEP_TASK not in str(record.args) and SWEEP_TASK not in str(record.msg)
+
+
+for _name in ("celery.worker.strategy", "celery.app.trace"):
+    logging.getLogger(_name).addFilter(_WithoutSweeps())
+
+
+def _beat_forever(name: str) -> None:
+    while True:
+        try:
+            lifecycle.worker_beat(name=name)
+        except Exception as exc:  # a database that is down now may answer at the next beat
+            logger.warning("worker heartbeat not saved: %s", type(exc).__name__)
+            connection.close()
+        if _stop.wait(lifecycle.HEARTBEAT_SECONDS):
+            return
+
+
+@worker_ready.connect
+def _start_heartbeat(**kwargs) -> None:
+    close_old_connections()
+    threading.Thread(
+        target=_beat_forever, args=(lifecycle.worker_name(),), name="portal-heartbeat", daemon=True
+    ).start()
+
+
+@worker_shutdown.connect
+def _say_goodbye(**kwargs) -> None:
+    _stop.set()
+    try:
+        lifecycle.worker_gone(name=lifecycle.worker_name())
+    except Exception as exc:
+        logger.warning("worker heartbeat row not removed: %s", type(exc).__name__)
