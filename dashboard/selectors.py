@@ -11,6 +11,7 @@ from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper,
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from onboarding.diagnosis import PORTAL_CAUSES
 from onboarding.models import CheckRun, DeveloperProgress
 from triage import stats
 from triage.models import Investigation, InvestigationStat, Severity
@@ -177,6 +178,7 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
             created_at__gte=datetime.combine(causes_since, time.min, tzinfo=timezone.get_current_timezone()),
             status__in=CheckRun.UNSUCCESSFUL,
         )
+        .exclude(cause__in=PORTAL_CAUSES)  # the portal's own failures say nothing about where onboarding fails
         .values("cause")
         .annotate(runs=Count("*"), users=Count("user", distinct=True))
         .order_by("-users", "-runs")[:8]

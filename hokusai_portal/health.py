@@ -60,7 +60,8 @@ def _broker() -> None:
     from hokusai_portal.celery import app
 
     name = f"portal.healthz.{uuid.uuid4().hex}"
-    with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    with app.connection_for_write(settings.CELERY_BROKER_URL, transport_options=options) as connection:
         connection.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_SECONDS)
         with connection.channel() as channel:
             queue = Queue(name, Exchange(""), routing_key=name, auto_delete=True, durable=False)(channel)
@@ -79,14 +80,11 @@ def _broker() -> None:
 
 
 def _workers() -> dict:
-    newest = WorkerHeartbeat.objects.exclude(pid=0).order_by("-beat_at").values_list("beat_at", flat=True).first()
-    if newest is None:
-        raise ProbeFailed("no worker has started")
-    age = (timezone.now() - newest).total_seconds()
     alive = lifecycle.workers_alive()
     if not alive:
-        raise ProbeFailed(f"no worker heartbeat for {age:.0f} s")
-    return {"alive": alive, "last_beat_age_s": round(age, 1)}
+        raise ProbeFailed(f"no worker heartbeat in the last {lifecycle.LEASE_SECONDS} s")
+    newest = WorkerHeartbeat.objects.exclude(pid=0).order_by("-beat_at").values_list("beat_at", flat=True).first()
+    return {"alive": alive, "last_beat_age_s": round((timezone.now() - newest).total_seconds(), 1)}
 
 
 def _registry() -> None:

@@ -15,3 +15,5 @@ urlpatterns = [
     path("api/status", dashboard_views.api_status, name="api_status"),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "hokusai_portal.views.server_error"

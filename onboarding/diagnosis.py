@@ -17,6 +17,10 @@ class StepStatus:
     CHOICES = [(PASS, "Pass"), (WARN, "Warning"), (FAIL, "Fail"), (SKIPPED, "Skipped")]
 
 
+# Causes that are the portal's own failure, not the developer's or the registry's: kept out of the
+# dashboard's failure causes (they say nothing about where onboarding fails).
+PORTAL_CAUSES = frozenset({"WORKER_LOST", "WORKERS_UNAVAILABLE", "STORAGE_UNAVAILABLE"})
+
 # code -> (one-line message, concrete remedy)
 CAUSES: dict[str, tuple[str, str]] = {
     "OK": ("All good.", ""),
@@ -114,6 +118,10 @@ CAUSES: dict[str, tuple[str, str]] = {
     "WORKERS_UNAVAILABLE": (
         "No worker of the portal took the check in time: the portal's workers are stopped, or busy with a backlog.",
         "Run the check again in a minute. The portal's /healthz reports its workers as down meanwhile.",
+    ),
+    "STORAGE_UNAVAILABLE": (
+        "The portal could not save this check's results: its storage refused the write (read-only or full).",
+        "Nothing is wrong on your side. Run the check again in a few minutes; the portal's operators see it on /healthz.",
     ),
     "DEADLINE_EXCEEDED": (
         "The check ran out of time before this step.",

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hokusai_portal import crypto
+from hokusai_portal.faults import is_storage_fault
 
 from . import lifecycle
 from .checks import ConnectivityCheck, StepResult
@@ -181,6 +182,16 @@ def check_run_execute(*, run_id: int, worker: str = "") -> CheckRun | None:
         results = check.run(on_step=save_step)
     except lifecycle.Superseded:
         logger.warning("check run %s attempt %s superseded; its result is dropped", run.pk, run.attempt)
+        return None
+    except Exception as exc:
+        if not is_storage_fault(exc):
+            raise
+        # A step could not be saved: say so in the run's cause if the storage still takes that one update.
+        logger.error("check run %s: storage refused a write (%s)", run.pk, type(exc).__name__)
+        try:
+            lifecycle.check_run_finish(run=run, status=CheckRun.Status.FAILED, cause="STORAGE_UNAVAILABLE")
+        except Exception as again:
+            logger.error("check run %s: its cause could not be saved either (%s)", run.pk, type(again).__name__)
         return None
     failure = next((r for r in results if r.status == "fail"), None)
     with transaction.atomic():

@@ -97,6 +97,19 @@ def celery_worker(django_db_setup, django_db_blocker, devstack, tmp_path_factory
 
 
 @pytest.fixture
+def live_worker(celery_worker, transactional_db):
+    """The worker, once its heartbeat is in the database (a transactional test's flush removes the row;
+    the worker writes it again within a second)."""
+    from onboarding.models import WorkerHeartbeat
+
+    deadline = time.monotonic() + 15
+    while not WorkerHeartbeat.objects.exclude(pid=0).exists():
+        assert time.monotonic() < deadline, "the worker wrote no heartbeat within 15 s"
+        time.sleep(0.1)
+    return celery_worker
+
+
+@pytest.fixture
 def registry_url(settings, devstack):
     settings.HOKUSAI_REGISTRY_URL = devstack.url
     return devstack.url
