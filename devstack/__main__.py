@@ -15,8 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--registry-lock", action="store_true", help="only admin keys may use the registry")
+    parser.add_argument("--workers", type=int, default=1, help="MLflow server worker processes (default 1)")
     args = parser.parse_args(argv)
-    devstack = Devstack(args.data, port=args.port, host=args.host, registry_lock=args.registry_lock)
+    devstack = Devstack(
+        args.data, port=args.port, host=args.host, registry_lock=args.registry_lock, workers=args.workers
+    )
 
     if args.command == "seed":
         # Seeds against a running server when there is one, else starts one for the seed.

@@ -54,6 +54,7 @@ class Devstack:
         host: str = "127.0.0.1",
         registry_lock: bool = False,
         gateway: bool = True,
+        workers: int = 1,
     ):
         """`gateway=False` runs MLflow's plain basic-auth app (username/password only), the way a
         self-hosted registry without Hokusai's gateway answers."""
@@ -62,6 +63,9 @@ class Devstack:
         self.host = host
         self.port = port
         self.registry_lock = registry_lock
+        # MLflow spends ~94 ms of CPU on one connectivity check's calls: one process saturates near 10
+        # checks/s (bench/load.py); `make run` starts 2.
+        self.workers = workers
         self.process: subprocess.Popen | None = None
 
     @property
@@ -121,7 +125,7 @@ class Devstack:
             "--app-name", "basic-auth",
             "--host", self.host,
             "--port", str(self.port),
-            "--workers", "1",
+            "--workers", str(self.workers),
             "--backend-store-uri", f"sqlite:///{self.data_dir / 'mlflow.db'}",
             "--artifacts-destination", str(self.data_dir / "artifacts"),
             "--allowed-hosts", f"{self.host},{self.host}:{self.port},localhost,localhost:{self.port}",

@@ -44,7 +44,7 @@ def programs(mode: str, var_dir: Path) -> list[dict]:
             {
                 "name": "registry",
                 "command": [python, "-m", "devstack", "serve", "--port", _env("REGISTRY_PORT", "5000"),
-                            "--data", str(var_dir / "devstack")],
+                            "--data", str(var_dir / "devstack"), "--workers", "2"],
                 "stopwaitsecs": 10,
             },
             {

@@ -38,6 +38,7 @@ def command_line(pid: int) -> str:
 class ProcessSet:
     def __init__(self, tmp_path: Path, command: list[str], env: dict[str, str]):
         self.var_dir = tmp_path / "var"
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.log_path = tmp_path / "processes.log"
         self.marker = f"PORTAL_VAR_DIR={self.var_dir}"
         self.env = {**env, "PORTAL_VAR_DIR": str(self.var_dir)}
@@ -128,8 +129,8 @@ class PortalUser(requests.Session):
         return int(re.search(r"/onboarding/checks/(\d+)/", response.url).group(1))
 
     def run_state(self, run_id: int) -> tuple[str, str]:
-        """(status, cause) as the check page shows them."""
-        page = self.get(f"{self.base_url}/onboarding/checks/{run_id}/", timeout=10).text
+        """(status, cause) as the check page shows them, fetched as its htmx poll does (the partial)."""
+        page = self.get(f"{self.base_url}/onboarding/checks/{run_id}/", headers={"HX-Request": "true"}, timeout=10).text
         match = re.search(rf'id="run-{run_id}" class="run" data-status="(\w+)" data-cause="(\w*)"', page)
         assert match, page[-2000:]
         return match.group(1), match.group(2)

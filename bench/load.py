@@ -1,0 +1,281 @@
+"""Benchmark: many developers' checks at once, over HTTP through the real process set.
+
+    .venv/bin/python bench/load.py [--set embedded|redis|both] [--developers 10] [--checks 10] [--window 10]
+
+- embedded: `make run` (gunicorn, one worker process of 8 threads, beat, the filesystem broker, SQLite,
+  its own devstack registry);
+- redis: `make production` with 2 worker processes of 8 threads on Redis, beat, PostgreSQL (a fresh
+  database), gunicorn with 2 workers, against a devstack registry started here.
+
+Each developer signs up, saves a key, then submits `--checks` checks spread over `--window` seconds in
+one browser tab: it watches the current check's page as the browser does (the htmx poll, every 0.5 s)
+until the verdict or until the next check is due. Prints, per set: submitted, verdicts, lost, 5xx,
+submit → verdict (the run's own finished_at) p50/p95, the same as seen on the page for the checks
+watched to the end, drain time (last submit → last verdict), and where the time went (queue wait, run). Last line:
+`load: <set> p95 <s> s, lost <n>, 5xx <n>` per set. Targets: 0 lost, 0 5xx, p95 ≤ 3 s on Redis."""
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
+
+import django  # noqa: E402
+
+django.setup()  # the helpers below import the test fixtures, which import models
+
+import psycopg  # noqa: E402
+
+from devstack.server import Devstack, free_port  # noqa: E402
+from tests.portal_processes import PortalUser, ProcessSet  # noqa: E402
+from tests.test_production_set import POSTGRES, production_env, wait_healthy  # noqa: E402
+
+POLL_SECONDS = 0.5  # what the check page's htmx poll does
+FINISHED = {"passed", "failed", "lost"}
+
+
+class CountingUser(PortalUser):
+    def __init__(self, base_url: str, errors: list):
+        super().__init__(base_url)
+        self.errors = errors
+
+    def request(self, *args, **kwargs):
+        response = super().request(*args, **kwargs)
+        if response.status_code >= 500:
+            self.errors.append(response.status_code)
+        return response
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def drive(base: str, key: str, developers: int, checks: int, window: float) -> dict:
+    """Each developer has one browser tab: submit a check, watch its page (the htmx poll, every 0.5 s)
+    until the verdict or until the next check is due, then submit that one. Submit times are wall
+    clock, so they compare with the runs' own `finished_at`."""
+    errors: list[int] = []
+    users = []
+    for n in range(developers):
+        user = CountingUser(base, errors)
+        user.sign_up(f"load-{uuid.uuid4().hex[:8]}-{n}@example.com", "a long enough passphrase 42")
+        user.save_key(key)
+        users.append(user)
+    submitted: dict[int, float] = {}
+    seen: dict[int, float] = {}
+    client_errors: list[str] = []
+    lock = threading.Lock()
+    start = time.time() + 0.5
+
+    def watch(user: CountingUser, run_id: int, until: float) -> None:
+        while time.time() < until:
+            status, _ = user.run_state(run_id)
+            if status in FINISHED:
+                with lock:
+                    seen[run_id] = time.time()
+                return
+            time.sleep(min(POLL_SECONDS, max(0.0, until - time.time())))
+
+    def developer(index: int, user: CountingUser) -> None:
+        try:
+            submit_all(index, user)
+        except Exception as exc:  # a client that gave up is counted, not silently dropped
+            with lock:
+                client_errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    def submit_all(index: int, user: CountingUser) -> None:
+        for k in range(checks):
+            at = start + (k + index / developers) * window / checks
+            time.sleep(max(0.0, at - time.time()))
+            sent = time.time()
+            run_id = user.start_check()
+            with lock:
+                submitted[run_id] = sent
+            last = k == checks - 1
+            watch(user, run_id, sent + 120 if last else start + (k + 1 + index / developers) * window / checks)
+
+    threads = [threading.Thread(target=developer, args=(i, u)) for i, u in enumerate(users)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in client_errors:
+        print(f"client error: {error}", file=sys.stderr)
+    return {"submitted": submitted, "seen": seen, "5xx": len(errors), "client_errors": len(client_errors)}
+
+
+def summarise(driven: dict, rows: dict[int, tuple]) -> dict:
+    """rows: run id -> (status, created, started, finished) in epoch seconds."""
+    submitted, seen = driven["submitted"], driven["seen"]
+    finished = {r: row for r, row in rows.items() if row[3] is not None and row[0] in FINISHED}
+    saved = [finished[r][3] - submitted[r] for r in finished]
+    watched = [seen[r] - submitted[r] for r in seen]
+    return {
+        "submitted": len(submitted),
+        "verdicts": len(finished),
+        "lost": sum(1 for row in rows.values() if row[0] == "lost") + len(submitted) - len(finished),
+        "failed": sum(1 for row in rows.values() if row[0] == "failed"),
+        "5xx": driven["5xx"],
+        "client_errors": driven["client_errors"],
+        "p50": pct(saved, 0.5),
+        "p95": pct(saved, 0.95),
+        "seen_p50": pct(watched, 0.5),
+        "seen_p95": pct(watched, 0.95),
+        "watched": len(watched),
+        "drain": max(row[3] for row in finished.values()) - max(submitted.values()) if finished else float("nan"),
+    }
+
+
+CPU_KINDS = {
+    # uvicorn's workers are spawned through multiprocessing: nothing else here spawns processes that way
+    "registry": ("uvicorn", "mlflow server", "devstack serve", "multiprocessing.spawn"),
+    "web": ("gunicorn",),
+    "workers": ("celery -A hokusai_portal worker",),
+    "beat": ("celery -A hokusai_portal beat",),
+    "database": ("postgres:", "bin/postgres"),
+    "broker": ("redis-server",),
+}
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each kind of process on this machine (the bench itself as "bench"),
+    with the time of children already reaped (PostgreSQL's per-connection backends end with their request)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys([*CPU_KINDS, "bench"], 0.0)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        seconds = sum(int(field) for field in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+        if int(proc.name) == os.getpid():
+            used["bench"] += seconds
+            continue
+        for kind, fragments in CPU_KINDS.items():
+            if any(fragment in cmdline for fragment in fragments):
+                used[kind] += seconds
+                break
+    return used
+
+
+def cpu_per_check(before: dict[str, float], after: dict[str, float], checks: int) -> str:
+    spent = {kind: (after[kind] - before[kind]) * 1000 / checks for kind in before}
+    return ", ".join(f"{kind} {ms:.0f}" for kind, ms in sorted(spent.items(), key=lambda kv: -kv[1]) if ms >= 1)
+
+
+def where_time_went(rows: dict[int, tuple]) -> str:
+    queue = [started - created for _, created, started, _ in rows.values() if started]
+    running = [finished - started for _, _, started, finished in rows.values() if started and finished]
+    return (
+        f"queue wait p50 {statistics.median(queue):.2f} s / p95 {pct(queue, 0.95):.2f} s; "
+        f"run p50 {statistics.median(running):.2f} s / p95 {pct(running, 0.95):.2f} s"
+    )
+
+
+def bench_embedded(args, tmp: Path) -> tuple[dict, str]:
+    port, registry_port = free_port(), free_port()
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "HOKUSAI_REGISTRY_URL")
+    }
+    env.update(PORTAL_PORT=str(port), REGISTRY_PORT=str(registry_port))
+    portal = ProcessSet(tmp, ["make", "run"], env)
+    try:
+        portal.wait_for_log("Ready in", timeout=300)
+        key = json.loads((portal.var_dir / "demo-credentials.json").read_text())["keys"]["writer"]
+        before = cpu_seconds()
+        driven = drive(f"http://127.0.0.1:{port}", key, args.developers, args.checks, args.window)
+        cpu = cpu_per_check(before, cpu_seconds(), len(driven["submitted"]))
+        with sqlite3.connect(portal.var_dir / "portal.sqlite3") as db:
+            found = db.execute(
+                "SELECT id, status, unixepoch(created_at, 'subsec'), unixepoch(started_at, 'subsec'), "
+                f"unixepoch(finished_at, 'subsec') FROM onboarding_checkrun WHERE id IN ({','.join(map(str, driven['submitted']))})"
+            ).fetchall()
+        rows = {row[0]: row[1:] for row in found}
+        return summarise(driven, rows), f"{where_time_went(rows)}; CPU ms per check: {cpu}"
+    finally:
+        portal.stop()
+        portal.kill_everything()
+
+
+def bench_redis(args, tmp: Path) -> tuple[dict, str]:
+    name = f"portal_load_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = f"{POSTGRES}/{name}"
+    registry = Devstack(tmp / "devstack", port=free_port(), workers=2)
+    registry.start()
+    port = free_port()
+    portal = None
+    try:
+        key = registry.seed()["keys"]["writer"]
+        redis = "redis://127.0.0.1:6379/8"
+        portal = ProcessSet(
+            tmp / "set", ["make", "production"], production_env(database_url, redis, port, registry.url)
+        )
+        wait_healthy(f"http://127.0.0.1:{port}", timeout=180, workers=2)
+        before = cpu_seconds()
+        driven = drive(f"http://127.0.0.1:{port}", key, args.developers, args.checks, args.window)
+        cpu = cpu_per_check(before, cpu_seconds(), len(driven["submitted"]))
+        with psycopg.connect(database_url) as db:
+            found = db.execute(
+                "SELECT id, status, extract(epoch FROM created_at), extract(epoch FROM started_at), "
+                "extract(epoch FROM finished_at) FROM onboarding_checkrun WHERE id = ANY(%s)",
+                (list(driven["submitted"]),),
+            ).fetchall()
+        rows = {row[0]: tuple(v if isinstance(v, str) or v is None else float(v) for v in row[1:]) for row in found}
+        return summarise(driven, rows), f"{where_time_went(rows)}; CPU ms per check: {cpu}"
+    finally:
+        if portal is not None:
+            portal.stop()
+            portal.kill_everything()
+        registry.stop()
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--set", choices=["embedded", "redis", "both"], default="both")
+    parser.add_argument("--developers", type=int, default=10)
+    parser.add_argument("--checks", type=int, default=10)
+    parser.add_argument("--window", type=float, default=10)
+    args = parser.parse_args()
+    sets = ["embedded", "redis"] if args.set == "both" else [args.set]
+    print(f"#### {args.developers} developers × {args.checks} checks within {args.window:.0f} s, over HTTP\n")
+    print(
+        "| set | submitted | verdicts | lost | failed | 5xx | submit → verdict p50 | p95 | drain | where the time went |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    summary = []
+    for name in sets:
+        with tempfile.TemporaryDirectory(prefix=f"load-{name}-") as tmp:
+            result, went = (bench_embedded if name == "embedded" else bench_redis)(args, Path(tmp))
+        print(
+            f"| {name} | {result['submitted']} | {result['verdicts']} | {result['lost']} | {result['failed']} | "
+            f"{result['5xx']} | {result['p50']:.2f} s | {result['p95']:.2f} s | {result['seen_p50']:.2f} / "
+            f"{result['seen_p95']:.2f} s ({result['watched']}) | {result['drain']:.2f} s | {went} |",
+            flush=True,
+        )
+        summary.append(
+            f"{name} p95 {result['p95']:.2f} s, lost {result['lost']}, 5xx {result['5xx']}, "
+            f"client errors {result['client_errors']}"
+        )
+    print("\nload: " + "; ".join(summary))
+
+
+if __name__ == "__main__":
+    main()
