@@ -8,7 +8,11 @@ Django admin changelist of investigations on the same data.
 With DEBUG=0 (as served) it collects the static files first if they are not collected yet.
 
 Requests go through Django's test client in this process (server time: URL resolution, views, queries,
-templates; no network). Last line: `pages: worst p95 <ms> ms, worst queries <n>, vs admin <ratio>x`."""
+templates; no network): a diagnosis. With --http the same pages, and the admin's, are then fetched over
+HTTP from gunicorn (2 workers × 4 threads, started here with this process's environment: run it with
+PORTAL_ENV=production and its settings, plus SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 for plain
+HTTP on this host) with a signed-in session cookie, as a browser meets them. Last line:
+`pages: worst p95 <ms> ms, worst queries <n>, vs admin <ratio>x` (over HTTP when --http is given)."""
 
 import argparse
 import os
@@ -106,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--rebuild", action="store_true", help="also time a full rebuild of the stats (~20 s at 100k)")
+    parser.add_argument("--http", action="store_true", help="also measure over HTTP through gunicorn")
     args = parser.parse_args()
     from django.conf import settings
 
@@ -161,7 +166,79 @@ def main() -> None:
             print(f"| {name} | {median:.1f} ms | {p95:.1f} ms | {queries} | - | - | - |")
     other = Investigation.objects.order_by("-id").values_list("pk", flat=True)[1]  # not the detail page's
     keeping_costs(user, other, args.requests, args.rebuild)
-    print(f"\npages: worst p95 {worst_p95:.1f} ms, worst queries {worst_queries}, vs admin {min(ratios):.1f}x")
+    if args.http:
+        from django.conf import settings as django_settings
+
+        cookie = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+        worst_p95, ratios = measure_over_http(ours, admin, cookie, args.requests, total)
+        where = " over HTTP"
+    else:
+        where = ""
+    print(f"\npages: worst p95 {worst_p95:.1f} ms{where}, worst queries {worst_queries}, vs admin {min(ratios):.1f}x")
+
+
+def measure_over_http(ours: dict, admin: dict, cookie: str, count: int, total: int) -> tuple[float, list[float]]:
+    """The same pages through gunicorn over loopback HTTP: client-side time, keep-alive, a session cookie."""
+    import subprocess
+
+    import requests
+    from django.conf import settings as django_settings
+
+    from devstack.server import free_port
+
+    port = free_port()
+    gunicorn = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "hokusai_portal.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--threads", "4"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        session = requests.Session()
+        session.cookies.set(django_settings.SESSION_COOKIE_NAME, cookie)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if session.get(f"{base}/healthz", timeout=5).status_code in (200, 503):
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not answer"
+            time.sleep(0.2)
+
+        def over_http(url: str) -> tuple[float, float]:
+            for _ in range(2):  # warm-up: each gunicorn worker
+                session.get(base + url, timeout=30)
+            timings = []
+            for _ in range(count):
+                started = time.perf_counter()
+                response = session.get(base + url, timeout=30, allow_redirects=False)
+                timings.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, (url, response.status_code)
+            timings.sort()
+            return statistics.median(timings), timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))]
+
+        print(
+            f"\n### Pages over HTTP: gunicorn 2 workers × 4 threads, {total:,} investigations ({count} requests each)\n"
+        )
+        print("| page | median | p95 | admin median | admin p95 | admin / ours (p95) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        worst, ratios = 0.0, []
+        for name, url in ours.items():
+            median, p95 = over_http(url)
+            worst = max(worst, p95)
+            if name in admin:
+                admin_median, admin_p95 = over_http(admin[name])
+                ratios.append(admin_p95 / p95)
+                print(
+                    f"| {name} | {median:.1f} ms | {p95:.1f} ms | {admin_median:.1f} ms | {admin_p95:.1f} ms | {admin_p95 / p95:.1f}x |"
+                )
+            else:
+                print(f"| {name} | {median:.1f} ms | {p95:.1f} ms | - | - | - |")
+        return worst, ratios
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(30)
 
 
 if __name__ == "__main__":
