@@ -189,12 +189,12 @@ def measure_over_http(ours: dict, admin: dict, cookie: str, count: int, total: i
     port = free_port()
     gunicorn = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "hokusai_portal.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "4"],
+         "--workers", "2", "--threads", "4", "--graceful-timeout", "5"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    session = requests.Session()
     try:
-        session = requests.Session()
         session.cookies.set(django_settings.SESSION_COOKIE_NAME, cookie)
         deadline = time.monotonic() + 60
         while True:
@@ -237,8 +237,12 @@ def measure_over_http(ours: dict, admin: dict, cookie: str, count: int, total: i
                 print(f"| {name} | {median:.1f} ms | {p95:.1f} ms | - | - | - |")
         return worst, ratios
     finally:
+        session.close()
         gunicorn.terminate()
-        gunicorn.wait(30)
+        try:
+            gunicorn.wait(15)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
 
 
 if __name__ == "__main__":
