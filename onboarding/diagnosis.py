@@ -119,6 +119,11 @@ CAUSES: dict[str, tuple[str, str]] = {
         "No worker of the portal took the check in time: the portal's workers are stopped, or busy with a backlog.",
         "Run the check again in a minute. The portal's /healthz reports its workers as down meanwhile.",
     ),
+    "CONNECTION_CLOSED": (
+        "The registry accepted the connection, then closed it without answering.",
+        "A proxy or load balancer between you and the registry may be dropping the request, or the registry "
+        "restarted: retry in a minute, and tell Hokusai support the time if it keeps happening.",
+    ),
     "STORAGE_UNAVAILABLE": (
         "The portal could not save this check's results: its storage refused the write (read-only or full).",
         "Nothing is wrong on your side. Run the check again in a few minutes; the portal's operators see it on /healthz.",
@@ -202,7 +207,7 @@ def diagnose_exception(exc: BaseException) -> Diagnosis:
     if "timed out" in text.lower():
         return failed("REGISTRY_TIMEOUT", evidence=evidence)
     if "Connection aborted" in text or "RemoteDisconnected" in text or "Connection reset" in text:
-        return failed("REGISTRY_UNAVAILABLE", "(the connection was closed without an answer)", evidence)
+        return failed("CONNECTION_CLOSED", evidence=evidence)
     return failed("UNEXPECTED_RESPONSE", evidence=evidence)
 
 

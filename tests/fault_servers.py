@@ -15,8 +15,9 @@ from cryptography.x509.oid import NameOID
 
 
 @contextlib.contextmanager
-def hung_server():
-    """Accepts connections and never answers."""
+def hung_server(close_at_once: bool = False):
+    """Accepts connections and never answers; with `close_at_once`, reads the request and closes the
+    connection without a byte of answer (a proxy dropping it, a server restarting mid-request)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -26,9 +27,16 @@ def hung_server():
         listener.settimeout(0.2)
         while not stop.is_set():
             try:
-                held.append(listener.accept()[0])
+                conn = listener.accept()[0]
             except (TimeoutError, OSError):
                 continue
+            if close_at_once:
+                conn.settimeout(1)
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                conn.close()
+            else:
+                held.append(conn)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()

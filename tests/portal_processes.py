@@ -128,6 +128,11 @@ class PortalUser(requests.Session):
         assert response.status_code == 200, response.status_code
         return int(re.search(r"/onboarding/checks/(\d+)/", response.url).group(1))
 
+    def run_attempt(self, run_id: int) -> int:
+        """Which attempt the page shows (2: a worker died and another took the check over)."""
+        page = self.get(f"{self.base_url}/onboarding/checks/{run_id}/", headers={"HX-Request": "true"}, timeout=10).text
+        return int(re.search(rf'id="run-{run_id}" [^>]*data-attempt="(\d+)"', page).group(1))
+
     def run_state(self, run_id: int) -> tuple[str, str]:
         """(status, cause) as the check page shows them, fetched as its htmx poll does (the partial)."""
         page = self.get(f"{self.base_url}/onboarding/checks/{run_id}/", headers={"HX-Request": "true"}, timeout=10).text

@@ -143,6 +143,7 @@ FAULTS = {
     "closed port": ("tcp", "CONNECT_REFUSED"),
     "unresolvable host": ("dns", "DNS_UNRESOLVED"),
     "hung socket": ("health", "REGISTRY_TIMEOUT"),
+    "closes without answering": ("health", "CONNECTION_CLOSED"),
     "answers 503": ("health", "REGISTRY_UNAVAILABLE"),
     "self-signed https": ("tls", "TLS_CERT_INVALID"),
     "a website, not a registry": ("health", "NOT_A_REGISTRY"),
@@ -160,6 +161,8 @@ def fault_server(which: str, tmp_path):
         return contextlib.nullcontext("http://registry.hokusai.invalid")
     if which == "hung socket":
         return hung_server()
+    if which == "closes without answering":
+        return hung_server(close_at_once=True)
     if which == "answers 503":
         return http_server(503, b"Service Unavailable", {"Content-Type": "text/plain"})
     if which == "self-signed https":

@@ -96,7 +96,9 @@ def test_a_run_queued_while_the_broker_was_down_runs_once_it_answers(client, key
     print(f"broker back -> verdict: {time.monotonic() - back:.1f} s")
 
 
-def test_a_run_whose_worker_died_is_run_again_then_lost_if_it_dies_again(keyed_alice):
+def test_a_run_whose_worker_died_is_run_again_then_lost_if_it_dies_again(keyed_alice, settings):
+    # The broker is down meanwhile, so the re-queued run waits for this test's claims, not the real worker's.
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     run = queued_run(keyed_alice)
     first = lifecycle.check_run_claim(run_id=run.pk, worker="gone:1", deadline_seconds=15)
     assert first.attempt == 1
@@ -107,6 +109,7 @@ def test_a_run_whose_worker_died_is_run_again_then_lost_if_it_dies_again(keyed_a
     swept = lifecycle.check_runs_sweep(now=timezone.now())
     run.refresh_from_db()
     assert swept.get("requeued") == 1 and run.status == CheckRun.Status.QUEUED
+    assert run.enqueue_error  # not handed over yet: the next sweep tries again
     second = lifecycle.check_run_claim(run_id=run.pk, worker="gone:3", deadline_seconds=15)
     assert second.attempt == 2
     with pytest.raises(lifecycle.Superseded):  # the first worker, were it alive, may not write any more
