@@ -96,7 +96,9 @@ def _token_ok(request: HttpRequest) -> bool:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
-    return any(hmac.compare_digest(token.strip(), allowed) for allowed in settings.STATUS_API_TOKENS)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a header of "Bearer é" was a 500).
+    presented = token.strip().encode("utf-8", "surrogateescape")
+    return any(hmac.compare_digest(presented, allowed.encode()) for allowed in settings.STATUS_API_TOKENS)
 
 
 @never_cache

@@ -100,6 +100,8 @@ def test_the_api_answers_a_token_or_a_manager_session(client, settings, charlie,
     assert payload["open"] == 2
     assert payload["time_to_resolution_days"] == {"p50": 4.0, "p90": 8.0, "n": 3}
     assert client.get(reverse("api_status"), headers={"Authorization": "Bearer wrong"}).status_code == 401
+    # Non-ASCII made str comparison raise (a 500, and a debug page showing the token with DEBUG on).
+    assert client.get(reverse("api_status"), headers={"Authorization": "Bearer é"}).status_code == 401
     client.force_login(charlie)
     assert client.get(reverse("api_status")).json()["open_by_severity"]["critical"] == 1
     assert client.post(reverse("api_status")).status_code == 405  # read-only
