@@ -11,6 +11,7 @@ from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper,
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from hokusai_portal import query as query_values
 from onboarding.diagnosis import PORTAL_CAUSES
 from onboarding.models import CheckRun, DeveloperProgress
 from triage import stats
@@ -30,19 +31,11 @@ class DashboardFilters:
 
     @classmethod
     def from_query(cls, query) -> "DashboardFilters":
-        def day(value):
-            try:
-                parsed = date.fromisoformat(value) if value else None
-            except ValueError:
-                return None
-            return parsed if parsed is None or 1900 <= parsed.year <= 2999 else None  # no date arithmetic overflow
-
-        component = query.get("component", "")
         return cls(
-            start=day(query.get("start")),
-            end=day(query.get("end")),
-            severity=query.get("severity", "") if query.get("severity", "") in Severity.values else "",
-            component=int(component) if component.isdigit() else None,
+            start=query_values.day(query.get("start")),
+            end=query_values.day(query.get("end")),
+            severity=query_values.choice(query.get("severity"), Severity.values),
+            component=query_values.object_id(query.get("component")),
         )
 
     def as_list_query(self) -> dict:

@@ -1,6 +1,6 @@
 """Onboarding reads. Every read of a run goes through here so ownership is checked in one place."""
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.roles import Role, has_role
+from hokusai_portal import query as query_values
 
 from .models import ApiKey, CheckRun, Registration
 from .registration import python_snippet
@@ -25,11 +26,11 @@ def check_run_list_for(*, user) -> QuerySet[CheckRun]:
 
 def history_filters(query) -> dict:
     """The history's filters from a query string; what cannot be read is left out, never an error."""
-    try:
-        since = date.fromisoformat(query.get("since", "")) if query.get("since") else None
-    except ValueError:
-        since = None
-    return {"cause": query.get("cause", "").strip()[:64], "since": since, "failed": query.get("failed") == "1"}
+    return {
+        "cause": query_values.text(query.get("cause"), 64),
+        "since": query_values.day(query.get("since")),
+        "failed": query.get("failed") == "1",
+    }
 
 
 def check_runs_filtered(runs: QuerySet[CheckRun], filters: dict) -> QuerySet[CheckRun]:

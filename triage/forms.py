@@ -2,6 +2,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from accounts.roles import Role
+from hokusai_portal import query as query_values
+from hokusai_portal.form_fields import ModelIdChoiceField, ModelIdMultipleChoiceField
 
 from .markdown_io import MAX_BYTES
 from .models import Component, Finding, Investigation
@@ -19,12 +21,13 @@ class InvestigationForm(forms.ModelForm):
     env_extra = forms.CharField(
         label="Other environment (key=value per line)", required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
-    components = forms.ModelMultipleChoiceField(
+    components = ModelIdMultipleChoiceField(
         queryset=Component.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
 
     class Meta:
         model = Investigation
+        field_classes = {"owner": ModelIdChoiceField}
         fields = [
             "title", "summary", "severity", "owner", "next_review", "review_cadence", "components",
             "impact_user", "impact_business", "impact_platform", "reproduction_steps", "risks", "mitigations",
@@ -79,11 +82,11 @@ class TransitionForm(forms.Form):
         value = self.cleaned_data["duplicate_of"].strip().upper()
         if not value:
             return None
-        number = value.removeprefix("INV-")
-        if not number.isdigit():
+        number = query_values.object_id(value.removeprefix("INV-"))
+        if number is None:
             raise forms.ValidationError("Write the number as INV-12.")
         try:
-            return Investigation.objects.get(pk=int(number))
+            return Investigation.objects.get(pk=number)
         except Investigation.DoesNotExist:
             raise forms.ValidationError(f"There is no {value}.") from None
 

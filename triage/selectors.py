@@ -6,6 +6,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.roles import Role, has_role
+from hokusai_portal import query as query_values
 
 from .models import Component, Finding, Investigation, Severity
 
@@ -16,6 +17,33 @@ SORTS = {
     "severity": ("severity_rank", "-created_at", "-id"),
 }
 SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
+
+
+FILTER_FLAGS = ("resolved", "overdue", "stale_critical")
+FILTER_DATES = ("created_after", "created_before", "resolved_after", "resolved_before")
+FILTER_NAMES = ("status", "severity", "owner", "component", "finding_status", "q", "sort", *FILTER_DATES, *FILTER_FLAGS)
+
+
+def investigation_filters(query) -> dict[str, str]:
+    """The list's filters from a query string, each read through `hokusai_portal.query`: a value that
+    cannot be read (an unknown status, an id that is no id, an impossible date) is left out."""
+    filters = {
+        "status": "open"
+        if query.get("status") == "open"
+        else query_values.choice(query.get("status"), Investigation.Status.values),
+        "severity": query_values.choice(query.get("severity"), Severity.values),
+        "owner": "me" if query.get("owner") == "me" else str(query_values.object_id(query.get("owner")) or ""),
+        "component": str(query_values.object_id(query.get("component")) or ""),
+        "finding_status": "open"
+        if query.get("finding_status") == "open"
+        else query_values.choice(query.get("finding_status"), Finding.Status.values),
+        "q": query_values.text(query.get("q")),
+        "sort": query_values.choice(query.get("sort"), SORTS),
+        **{key: (parsed.isoformat() if (parsed := query_values.day(query.get(key))) else "") for key in FILTER_DATES},
+        **{key: "1" if query.get(key) == "1" else "" for key in FILTER_FLAGS},
+    }
+    assert set(filters) == set(FILTER_NAMES), "FILTER_NAMES lists what the list reads (the fuzz test uses it)"
+    return {key: value for key, value in filters.items() if value}
 
 
 def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
@@ -40,8 +68,8 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
         queryset = queryset.filter(Exists(Finding.objects.filter(investigation=OuterRef("pk"), status__in=statuses)))
     if text := (filters.get("q") or "").strip():
         query = Q(title__icontains=text) | Q(summary__icontains=text)
-        if text.upper().startswith("INV-") and text[4:].isdigit():
-            query |= Q(pk=int(text[4:]))
+        if text.upper().startswith("INV-") and (number := query_values.object_id(text[4:])) is not None:
+            query |= Q(pk=number)
         queryset = queryset.filter(query)
     sort = SORTS.get(filters.get("sort") or "newest", SORTS["newest"])
     if sort[0] == "severity_rank":
@@ -119,15 +147,6 @@ def filter_choices() -> dict:
     }
 
 
-def _parse_date(value):
-    from datetime import date
-
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None  # a bad date in a URL is ignored, never a 500
-
-
 def _date_filters(queryset, filters: dict):
     """The dashboard's links: date ranges, overdue reviews, critical ones without an update for 24 h."""
     from datetime import timedelta
@@ -138,7 +157,7 @@ def _date_filters(queryset, filters: dict):
         ("created_after", "created_at__date__gte"), ("created_before", "created_at__date__lte"),
         ("resolved_after", "resolved_at__date__gte"), ("resolved_before", "resolved_at__date__lte"),
     ):  # fmt: skip
-        if value := _parse_date(filters.get(key)):
+        if value := query_values.day(filters.get(key)):
             queryset = queryset.filter(**{lookup: value})
     if filters.get("resolved") == "1":  # resolved at some point: what time to resolution counts
         queryset = queryset.filter(resolved_at__isnull=False)

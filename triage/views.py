@@ -47,7 +47,7 @@ def _tell_redactions(request, redactions) -> None:
 
 @staff_read
 def index(request: HttpRequest, queue: bool = False):
-    filters = request.GET.dict()
+    filters = selectors.investigation_filters(request.GET)
     if queue:
         filters.update(owner="me", status=filters.get("status") or "open")
     investigations = selectors.investigation_list(filters=filters, user=request.user)
