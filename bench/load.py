@@ -37,8 +37,7 @@ django.setup()  # the helpers below import the test fixtures, which import model
 import psycopg  # noqa: E402
 
 from devstack.server import Devstack, free_port  # noqa: E402
-from tests.portal_processes import PortalUser, ProcessSet  # noqa: E402
-from tests.test_production_set import POSTGRES, production_env, wait_healthy  # noqa: E402
+from tests.portal_processes import POSTGRES, PortalUser, ProcessSet, production_env, wait_healthy  # noqa: E402
 
 POLL_SECONDS = 0.5  # what the check page's htmx poll does
 FINISHED = {"passed", "failed", "lost"}

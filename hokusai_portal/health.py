@@ -60,7 +60,7 @@ def _broker() -> None:
     from hokusai_portal.celery import app
 
     name = f"portal.healthz.{uuid.uuid4().hex}"
-    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS  # from settings, not app.conf: tests point it elsewhere
     with app.connection_for_write(settings.CELERY_BROKER_URL, transport_options=options) as connection:
         connection.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_SECONDS)
         with connection.channel() as channel:

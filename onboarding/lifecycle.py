@@ -169,8 +169,9 @@ def check_runs_sweep(*, now=None) -> dict[str, int]:
             cause="WORKERS_UNAVAILABLE",
             now=now,
         )
-        for run_id in waiting.values_list("pk", flat=True):
-            CheckRun.objects.filter(pk=run_id).update(deadline_at=now + timedelta(seconds=QUEUE_GRACE_SECONDS))
+        backlog = list(waiting.values_list("pk", flat=True))
+        CheckRun.objects.filter(pk__in=backlog).update(deadline_at=now + timedelta(seconds=QUEUE_GRACE_SECONDS))
+        for run_id in backlog:
             check_run_enqueue(run_id=run_id)
     WorkerHeartbeat.objects.filter(beat_at__lt=now - timedelta(seconds=DEAD_WORKER_KEEP_SECONDS)).delete()
     return {name: count for name, count in counts.items() if count}

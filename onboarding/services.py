@@ -149,7 +149,7 @@ def registration_start(*, user, request: RegistrationRequest) -> Registration:
     return registration
 
 
-def check_run_execute(*, run_id: int, worker: str = "") -> CheckRun | None:
+def check_run_execute(*, run_id: int) -> CheckRun | None:
     """Run the steps of a queued run, saving each as it finishes. A run another worker holds, or one
     that is over (a duplicate message), is left alone; one whose worker died is taken over."""
     run = CheckRun.objects.filter(pk=run_id).only("kind").first()
@@ -160,7 +160,7 @@ def check_run_execute(*, run_id: int, worker: str = "") -> CheckRun | None:
         if run.kind == CheckRun.Kind.REGISTRATION
         else ConnectivityCheck.DEADLINE_SECONDS
     )
-    run = lifecycle.check_run_claim(run_id=run_id, worker=worker or lifecycle.worker_name(), deadline_seconds=deadline)
+    run = lifecycle.check_run_claim(run_id=run_id, worker=lifecycle.worker_name(), deadline_seconds=deadline)
     if run is None:
         return None
     api_key = ApiKey.objects.filter(user=run.user).first()

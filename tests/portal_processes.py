@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 
 from tests.conftest import ROOT
+
+POSTGRES = "postgres://postgres@127.0.0.1:5432"
 
 
 def processes_with(marker: str) -> list[int]:
@@ -150,3 +153,37 @@ class PortalUser(requests.Session):
                 return status, cause, elapsed
             assert elapsed < timeout, f"run {run_id} still {status} after {timeout}s"
             time.sleep(0.1)
+
+
+def production_env(database_url: str, broker_url: str, port: int, registry_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG",)}
+    env.update(
+        PORTAL_ENV="production",
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=broker_url,
+        SECRET_KEY=Fernet.generate_key().decode() * 2,
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="127.0.0.1",
+        PORTAL_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="2",
+        WORKER_PROCESSES="2",
+        HOKUSAI_REGISTRY_URL=registry_url,
+        # This test host has no TLS in front: the cookies and redirects a proxy's HTTPS would need are off.
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="0",
+        CSRF_COOKIE_SECURE="0",
+    )
+    return env
+
+
+def wait_healthy(base: str, timeout: float, workers: int) -> dict:
+    deadline, body = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        try:
+            body = requests.get(f"{base}/healthz", timeout=5).json()
+            if body["ok"] and body["checks"]["workers"]["alive"] >= workers:
+                return body
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"not healthy after {timeout}s: {body}")

@@ -65,7 +65,7 @@ def parameter_names() -> list[str]:
             if issubclass(form_class, forms.BaseForm) and form_class.__module__ == module.__name__:
                 names |= set(form_class.base_fields)
     names |= set(AuthenticationForm.base_fields)
-    names |= set(triage_selectors.FILTER_NAMES)
+    names |= set(triage_selectors.FILTER_READERS)
     names |= {field.name for field in dataclasses.fields(DashboardFilters)} | {"start", "end"}
     names |= set(onboarding_selectors.history_filters(QueryDict()))
     return sorted(names)
