@@ -239,3 +239,23 @@ def test_the_dashboard_shows_a_change_as_soon_as_it_is_saved(client, bob, charli
     assert 'data-testid="ttr-p50">2.0<' in after  # created two days ago, resolved now
     status = client.get(reverse("api_status")).json()
     assert status["open"] == 0 and status["time_to_resolution_days"]["n"] == 1
+
+
+def test_a_rebuild_visits_only_the_months_that_hold_investigations(django_assert_max_num_queries):
+    """Seen: one investigation dated 9999 made the rebuild walk ~96,000 empty months."""
+    for created in (date(2001, 1, 15), date(2999, 6, 1)):
+        services.investigation_create(
+            actor=None, data={"title": f"dated {created}", "created_at": timezone.make_aware(
+                timezone.datetime.combine(created, timezone.datetime.min.time()))}
+        )  # fmt: skip
+    with django_assert_max_num_queries(40):
+        stats.rebuild()
+    assert {row.period.year for row in InvestigationStat.objects.filter(kind="month")} == {2001, 2999}
+
+
+def test_a_failed_refresh_is_logged_and_the_rows_rebuilt(monkeypatch, caplog):
+    """After the commit a refresh cannot undo the write: it must not leave the dashboard behind."""
+    monkeypatch.setattr(stats, "refresh_keys", lambda keys: 1 / 0)
+    services.investigation_create(actor=None, data={"title": "counted anyway", "severity": "high"})
+    assert "rebuilding them all" in caplog.text
+    assert InvestigationStat.objects.filter(kind="all", severity="high", metric="status").exists()

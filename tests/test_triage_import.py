@@ -84,7 +84,7 @@ def test_export_then_import_gives_the_same_structure(db):
     [
         (b"", "empty"),
         (b"no heading here\njust text", "no title"),
-        ("# Plan\n".encode("utf-16"), "not UTF-8"),
+        ("# Plan été\n".encode("latin-1"), "not UTF-8"),
         (b"# Big\n" + b"x" * (600 * 1024), "not imported"),
     ],
 )
@@ -145,3 +145,31 @@ def test_import_command_prints_json(db, tmp_path):
     )
     assert bad.returncode == 1
     assert "Nothing was saved" in bad.stderr
+    impossible = tmp_path / "impossible.md"
+    impossible.write_bytes(SEED.read_bytes().replace(b"**Created**: 2025-09-15", b"**Created**: 2025-02-30"))
+    bad_date = subprocess.run(
+        [sys.executable, "manage.py", "import_investigation", str(impossible)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad_date.returncode == 1 and "Traceback" not in bad_date.stderr
+    assert "2025-02-30 is not a date" in bad_date.stderr
+
+
+def test_a_pasted_plan_has_the_files_size_limit(client, bob):
+    client.force_login(bob)
+    response = client.post(reverse("triage:import"), {"text": SEED.read_text() + "x" * (600 * 1024)})
+    assert response.status_code == 200 and "not imported" in response.content.decode()
+    assert not Investigation.objects.exists()
+
+
+def test_over_long_values_are_shortened_to_fit_and_the_user_is_told(client, bob):
+    client.force_login(bob)
+    plan = SEED.read_text().replace("**Investigation Owner**: Support Engineering", "**Investigation Owner**: " + "o" * 300)
+    response = client.post(reverse("triage:import"), {"text": plan}, follow=True)
+    assert "too long and shortened: owner label (to 120 characters)" in response.content.decode()
+    assert len(Investigation.objects.get().owner_label) == 120
+
+
+def test_a_heading_inside_a_code_block_is_not_the_title(db):
+    plan = parse_plan("```\n# not the title\n```\n\n# The real title\n\n## Bug Summary\nText\n")
+    assert plan.title == "The real title"

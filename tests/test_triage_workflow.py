@@ -120,7 +120,7 @@ def test_markdown_renders_and_script_or_onerror_is_inert(client, bob):
     services.comment_add(investigation=investigation, actor=bob, body='<a href="javascript:alert(4)">x</a>')
     html = client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
     assert "<strong>bold</strong>" in html
-    assert "<code" in html and "print(&#x27;hi&#x27;)" in html or "print('hi')" in html
+    assert "<code" in html and ("print(&#x27;hi&#x27;)" in html or "print('hi')" in html)
     assert "<script>alert" not in html
     assert "onerror" not in html
     assert "javascript:alert" not in html

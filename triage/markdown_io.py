@@ -1,14 +1,26 @@
-"""Investigation plans as Markdown: import (the seed's shape) and export (which imports back the same).
+r"""Investigation plans as Markdown: import (the seed's shape) and export (which imports back the same).
 
-Pure: text in, a `Plan` out (or text out). Saving is triage.services' job, in one transaction."""
+Pure: text in, a `Plan` out (or text out). Saving is triage.services' job, in one transaction.
 
+Linear time on any input up to MAX_BYTES: no pattern can span lines (`[ \t]`, never `\s`, next to `^`
+or `$` under re.M: `^\s*` retried at each of n blank lines is n² work), headings are read on their
+first MAX_HEADING characters, and findings, action items and sections are capped (PlanError beyond)."""
+
+import bisect
+import functools
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import ftfy
 
 MAX_BYTES = 512 * 1024
+MAX_HEADING = 300  # characters of a heading line that are read
+MAX_FINDINGS = 200
+MAX_ACTION_ITEMS = 500
+MAX_SECTIONS = 300
+EARLIEST = date(2000, 1, 1)  # dates before this are typos, not history
+REVIEW_HORIZON = timedelta(days=5 * 366)  # a "next review" further out than this is a typo too
 FINDING_STATUS_WORDS = [
     # (pattern in the status line or heading, status)
     (re.compile(r"FALSE POSITIVE|ISSUE RESOLVED", re.I), "false_positive"),
@@ -74,17 +86,24 @@ class Plan:
     review_cadence: str = ""
     component_details: str = ""
     notes: list[str] = field(default_factory=list)
+    shortened: list[str] = field(default_factory=list, compare=False)  # set on import: values cut to fit
 
 
 def repair_text(raw: bytes | str) -> str:
     """Decode and undo mojibake: UTF-8 emoji read as Mac Roman (the seed's `‚úÖ`), and what ftfy knows."""
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:  # a pasted plan too: the same limit, whichever way it came
+        raise PlanError(f"The plan is {size // 1024} KiB; plans over {MAX_BYTES // 1024} KiB are not imported.")
     if isinstance(raw, bytes):
-        if len(raw) > MAX_BYTES:
-            raise PlanError(f"The file is {len(raw) // 1024} KiB; plans over {MAX_BYTES // 1024} KiB are not imported.")
+        encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"  # UTF-16 only with its BOM
         try:
-            raw = raw.decode("utf-8-sig")
+            raw = raw.decode(encoding)
         except UnicodeDecodeError:
             raise PlanError("The file is not UTF-8 text. Save it as UTF-8 and import it again.") from None
+    if re.search(r"[\ud800-\udfff]", raw):
+        raise PlanError("The text holds broken characters (unpaired surrogates). Save it as UTF-8 and import it again.")
+    # Line breaks to \n; NUL and other control characters (which PostgreSQL refuses or a page cannot show) go.
+    raw = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", raw.replace("\r\n", "\n").replace("\r", "\n"))
 
     def mac_roman(match: re.Match) -> str:
         try:
@@ -93,16 +112,46 @@ def repair_text(raw: bytes | str) -> str:
             return match.group(0)
 
     text = re.sub(r"[^\x00-\x7f]+", mac_roman, raw)
-    return ftfy.fix_text(text, normalization="NFC")
+    # ftfy works a line at a time at ~12 µs a call (20 s for 500k blank lines): only lines with non-ASCII
+    # characters can hold mojibake, and a repeated line is fixed once.
+    return "\n".join(line if line.isascii() else _fix_line(line) for line in text.split("\n"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _fix_line(line: str) -> str:
+    return ftfy.fix_text(line, normalization="NFC", unescape_html=False)
+
+
+FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)", re.M)
+
+
+def _fences(text: str) -> list[int]:
+    """Start and end offsets of fenced code blocks, flattened and sorted (an unclosed fence runs to the end)."""
+    edges = [match.start() for match in FENCE.finditer(text)]
+    if len(edges) % 2:
+        edges.append(len(text))
+    return edges
+
+
+def _in_fence(edges: list[int], position: int) -> bool:
+    return bisect.bisect_right(edges, position) % 2 == 1
+
+
+def _headings(text: str, level: int):
+    """Matches of headings of exactly `level` #s outside code blocks; group 1 is the heading's text."""
+    pattern = re.compile(rf"^{'#' * level}[ \t]+(?!#)(.*)$" if level > 1 else r"^#[ \t]+(?!#)(.*)$", re.M)
+    edges = _fences(text)
+    return (match for match in pattern.finditer(text) if not _in_fence(edges, match.start()))
 
 
 def _sections(text: str, level: int) -> list[tuple[str, str]]:
     """[(heading, body)] for headings of exactly `level` #s; text before the first is heading ''."""
-    pattern = re.compile(rf"^{'#' * level} (?!#)(.*)$", re.M)
     parts, last, heading = [], 0, ""
-    for match in pattern.finditer(text):
+    for match in _headings(text, level):
         parts.append((heading, text[last : match.start()]))
-        heading, last = match.group(1).strip(), match.end()
+        heading, last = match.group(1)[:MAX_HEADING].strip(), match.end()
+        if len(parts) > MAX_SECTIONS:
+            raise PlanError(f"The plan has over {MAX_SECTIONS} sections at one level; split it into several plans.")
     parts.append((heading, text[last:]))
     return parts
 
@@ -112,15 +161,19 @@ def _plain(heading: str) -> str:
 
 
 def _bullets(body: str) -> list[str]:
-    return [m.group(1).strip() for m in re.finditer(r"^\s*(?:[-*]|\d+\.)\s+(?:\[[ xX]\]\s+)?(.*)$", body, re.M)]
+    return [m.group(1).strip() for m in BULLET.finditer(body)]
+
+
+BULLET = re.compile(r"^[ \t]*(?:[-*]|\d+\.)[ \t]+(?:\[[ xX]\][ \t]+)?(.*)$", re.M)
+CHECKBOX = re.compile(r"^[ \t]*[-*][ \t]+\[([ xX])\][ \t]+(.*)$", re.M)
 
 
 def _strip_md(text: str) -> str:
-    return re.sub(r"\*\*(.*?)\*\*", r"\1", text).strip()
+    return re.sub(r"\*\*([^*\n]*)\*\*", r"\1", text).strip()
 
 
 def _field(body: str, name: str) -> str:
-    match = re.search(rf"^\*\*{re.escape(name)}\*\*:\s*(.*)$", body, re.M | re.I)
+    match = re.search(rf"^\*\*{re.escape(name)}\*\*:[ \t]*(.*)$", body, re.M | re.I)
     return match.group(1).strip() if match else ""
 
 
@@ -139,12 +192,15 @@ def parse_plan(raw: bytes | str) -> Plan:
     text = repair_text(raw)
     if not text.strip():
         raise PlanError("The file is empty.")
-    title_match = re.search(r"^# (?!#)(.+)$", text, re.M)
+    title_match = next(_headings(text, 1), None)
     if not title_match:
         raise PlanError("The plan has no title: its first heading must be a line starting with '# '.")
-    plan = Plan(title=_strip_md(title_match.group(1))[:200])
+    title = _strip_md(title_match.group(1)[:MAX_HEADING])
+    if not title:
+        raise PlanError("The plan's title is empty: write it after the '# ' of its first line.")
+    plan = Plan(title=title[:200])
     body_text, footer = text, ""
-    parts = re.split(r"^---\s*$", text, flags=re.M)
+    parts = re.split(r"^---[ \t]*$", text, flags=re.M)
     if len(parts) > 1 and re.search(r"^\*\*(Investigation Owner|Created|Status|Next Review)\*\*:", parts[-1], re.M):
         body_text, footer = "---".join(parts[:-1]), parts[-1]
         _parse_footer(plan, footer)
@@ -172,6 +228,10 @@ def parse_plan(raw: bytes | str) -> Plan:
         else:
             plan.notes.append(f"## {heading}\n{body.strip()}")
     _match_reported_to_status(plan)
+    if len(plan.findings) > MAX_FINDINGS:
+        raise PlanError(f"The plan has {len(plan.findings)} findings; at most {MAX_FINDINGS} are imported.")
+    if len(plan.action_items) > MAX_ACTION_ITEMS:
+        raise PlanError(f"The plan has {len(plan.action_items)} action items; at most {MAX_ACTION_ITEMS} are imported.")
     return plan
 
 
@@ -217,7 +277,7 @@ def _parse_environment(body: str) -> dict:
 
 
 def _parse_impact(plan: Plan, body: str) -> None:
-    severity = re.search(r"Severity:\s*\**\s*(\w+)", body, re.I)
+    severity = re.search(r"Severity:[ \t]*\**[ \t]*(\w+)", body, re.I)
     if severity and severity.group(1).lower() in SEVERITIES:
         plan.severity = severity.group(1).lower()
     labels = {"user impact": "impact_user", "business impact": "impact_business", "platform": "impact_platform"}
@@ -234,8 +294,10 @@ def _parse_impact(plan: Plan, body: str) -> None:
 def _parse_findings(plan: Plan, body: str) -> None:
     status_findings = []
     for heading, sub in _sections(body, 4)[1:]:
-        cleaned = _strip_md(re.sub(r"^\d+\.\s*", "", heading))
-        title = re.split(r"\s+-\s+", cleaned)[0].strip()
+        if len(status_findings) >= MAX_FINDINGS:
+            raise PlanError(f"The plan has over {MAX_FINDINGS} findings; at most {MAX_FINDINGS} are imported.")
+        cleaned = " ".join(_strip_md(re.sub(r"^\d+\.[ \t]*", "", heading)).split())
+        title = cleaned.split(" - ")[0].strip()
         status_line = _strip_md(_field(sub, "Status"))
         status = _finding_status(status_line) if status_line else _finding_status(heading)
         # "FALSE POSITIVE - Components exist ..." -> the reason is what follows the verdict words
@@ -262,25 +324,31 @@ def _parse_findings(plan: Plan, body: str) -> None:
 def _match_reported_to_status(plan: Plan) -> None:
     """The seed lists the issues twice (reported, then with a verdict) in another order: pair them by words."""
     status_findings = getattr(plan, "_status_findings", [])
-    unmatched = list(status_findings)
+    if len(plan.findings) > MAX_FINDINGS:
+        raise PlanError(f"The plan has {len(plan.findings)} reported issues; at most {MAX_FINDINGS} are imported.")
+    # Word sets computed once: this is (reported × verdicts) set intersections, both capped at MAX_FINDINGS.
+    unmatched = [(_words(s["title"]), s) for s in status_findings]
     for finding in plan.findings:
-        best = max(
-            unmatched,
-            key=lambda s: len(_words(s["title"]) & _words(finding["title"] + " " + finding["description"])),
-            default=None,
-        )
-        if best and _words(best["title"]) & _words(finding["title"] + " " + finding["description"]):
+        words = _words(finding["title"] + " " + finding["description"])
+        best = max(unmatched, key=lambda pair: len(pair[0] & words), default=None)
+        if best and best[0] & words:
             unmatched.remove(best)
-            finding.update({k: v for k, v in best.items() if k != "title"})
-    for leftover in unmatched:  # a verdict for an issue the summary did not list
+            finding.update({k: v for k, v in best[1].items() if k != "title"})
+    for _, leftover in unmatched:  # a verdict for an issue the summary did not list
         plan.findings.append({"description": "", **leftover})
+
+
+def _room_for_one_more(plan: Plan) -> None:
+    if len(plan.action_items) >= MAX_ACTION_ITEMS:
+        raise PlanError(f"The plan has over {MAX_ACTION_ITEMS} action items; at most {MAX_ACTION_ITEMS} are imported.")
 
 
 def _parse_phases(plan: Plan, body: str) -> None:
     for heading, sub in _sections(body, 3)[1:]:
         priority = PRIORITY.search(heading)
         phase = PRIORITY.sub("", heading).strip()
-        for line in re.finditer(r"^\s*[-*]\s+\[([ xX])\]\s+(.*)$", sub, re.M):
+        for line in CHECKBOX.finditer(sub):
+            _room_for_one_more(plan)
             plan.action_items.append({
                 "phase": phase[:120],
                 "priority": priority.group(1).lower() if priority and priority.group(1).lower() in SEVERITIES else "medium",
@@ -295,6 +363,7 @@ def _parse_next_steps(plan: Plan, body: str) -> None:
         timeframe = TIMEFRAME.search(heading)
         phase = TIMEFRAME.sub("", heading).rstrip(": ").strip()
         for line in _bullets(sub):
+            _room_for_one_more(plan)
             plan.action_items.append({
                 "phase": phase[:120],
                 "priority": "high" if timeframe and "24 hours" in timeframe.group(1) else "medium",
@@ -321,7 +390,7 @@ def _parse_footer(plan: Plan, body: str) -> None:
         plan.owner_label = owner
     created = _field(body, "Created")
     if re.match(r"\d{4}-\d{2}-\d{2}$", created):
-        plan.created = date.fromisoformat(created)
+        plan.created = _footer_date("Created", created, latest=date.today() + timedelta(days=1))
     status = _field(body, "Status").lower()
     if status:
         plan.status = {
@@ -331,9 +400,21 @@ def _parse_footer(plan: Plan, body: str) -> None:
         }.get(status, plan.status)  # fmt: skip
     review = _field(body, "Next Review")
     if re.match(r"\d{4}-\d{2}-\d{2}$", review):
-        plan.next_review = date.fromisoformat(review)
+        plan.next_review = _footer_date("Next Review", review, latest=date.today() + REVIEW_HORIZON)
     elif review:
         plan.review_cadence = review
+
+
+def _footer_date(name: str, value: str, *, latest: date) -> date:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise PlanError(f"**{name}**: {value} is not a date: write it as YYYY-MM-DD.") from None
+    if not EARLIEST <= day <= latest:
+        raise PlanError(
+            f"**{name}**: {value} is out of range: it must be between {EARLIEST.isoformat()} and {latest.isoformat()}."
+        )
+    return day
 
 
 STATUS_WORDS = {

@@ -207,9 +207,22 @@ def comment_add(
     ), redactions
 
 
+def _fit(model, values: dict, shortened: list[str], label: str = "") -> dict:
+    """Strings cut to their column's max_length (PostgreSQL refuses longer ones), each cut named in `shortened`."""
+    fitted = {}
+    for name, value in values.items():
+        limit = getattr(model._meta.get_field(name), "max_length", None)
+        if isinstance(value, str) and limit and len(value) > limit:
+            value = value[: limit - 1] + "…"
+            shortened.append(f"{label}{model._meta.get_field(name).verbose_name} (to {limit} characters)")
+        fitted[name] = value
+    return fitted
+
+
 @transaction.atomic
 def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Redactions, Plan]:
-    """A Markdown plan -> a structured investigation, all or nothing. Raises markdown_io.PlanError."""
+    """A Markdown plan -> a structured investigation, all or nothing. Raises markdown_io.PlanError.
+    Over-long values are shortened to fit, and `plan.shortened` says which."""
     plan = parse_plan(raw)
     redactions = Redactions()
     data = {
@@ -220,18 +233,21 @@ def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Red
         "next_review": plan.next_review, "component_details": plan.component_details,
         "notes": [redactions.clean("notes", note) for note in plan.notes],
     }  # fmt: skip
+    data = _fit(Investigation, data, plan.shortened)
     if plan.created:
         data["created_at"] = datetime.combine(plan.created, time(), tzinfo=UTC)
     if plan.status in (S.RESOLVED, S.CLOSED):
         data["resolved_at"] = data.get("created_at") or timezone.now()
+    finding_fields = ("title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence")
     findings = [
-        {
-            k: f.get(k, "")
-            for k in ("title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence")
-        }
-        for f in plan.findings
+        _fit(Finding, {k: f.get(k, "") for k in finding_fields}, plan.shortened, f"finding {n}: ")
+        for n, f in enumerate(plan.findings, start=1)
     ]
-    items = [{k: i.get(k, "") for k in ("phase", "priority", "title", "done", "timeframe")} for i in plan.action_items]
+    items = [
+        _fit(ActionItem, {k: i.get(k, "") for k in ("phase", "priority", "title", "done", "timeframe")},
+             plan.shortened, f"action item {n}: ")
+        for n, i in enumerate(plan.action_items, start=1)
+    ]  # fmt: skip
     investigation, created_redactions = investigation_create(
         actor=actor, data=data, findings=findings, action_items=items, component_names=plan.components
     )

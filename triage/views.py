@@ -226,6 +226,11 @@ def comment(request: HttpRequest, pk: int):
     return redirect("triage:detail", pk=pk)
 
 
+def _shortened_message(shortened: list[str]) -> str:
+    named = "; ".join(shortened[:5]) + (f"; and {len(shortened) - 5} more" if len(shortened) > 5 else "")
+    return f"{len(shortened)} value{'s were' if len(shortened) != 1 else ' was'} too long and shortened: {named}."
+
+
 @support_only
 @require_http_methods(["GET", "POST"])
 def import_plan(request: HttpRequest):
@@ -239,6 +244,8 @@ def import_plan(request: HttpRequest):
             form.add_error(None, str(error))
         else:
             _tell_redactions(request, redactions)
+            if plan.shortened:
+                messages.warning(request, _shortened_message(plan.shortened))
             messages.success(
                 request,
                 f"Imported {investigation.number}: {len(plan.findings)} findings, {len(plan.action_items)} action items"

@@ -36,6 +36,7 @@ class Command(BaseCommand):
                         "findings": [{"title": f.title, "status": f.status} for f in investigation.findings.all()],
                         "action_items": investigation.action_items.count(),
                         "redactions": redactions.count,
+                        "shortened": plan.shortened,
                         "notes": [note.splitlines()[0] for note in plan.notes],
                     },
                     ensure_ascii=False,
@@ -50,3 +51,5 @@ class Command(BaseCommand):
         )
         if redactions.count:
             self.stdout.write(self.style.WARNING(f"  {redactions.message}"))
+        for value in plan.shortened:
+            self.stdout.write(self.style.WARNING(f"  shortened to fit: {value}"))
