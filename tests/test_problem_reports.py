@@ -154,3 +154,46 @@ def test_two_first_reports_at_once_open_one_investigation(alice, dave, monkeypat
     assert not errors
     investigation = Investigation.objects.get()  # one, not two
     assert sorted(investigation.reports.values_list("reporter__username", flat=True)) == ["alice", "dave"]
+
+
+def test_a_second_reporter_sees_nothing_of_the_first_reporters_report(
+    client, alice, dave, bob, devstack, devstack_keys, settings
+):
+    """Seen: dave, joining alice's investigation, read alice's note, her masked key and her check number,
+    and the "Registry read" step named another developer's model, copied into the evidence."""
+    import html
+
+    import requests
+
+    someone_elses = "zz-someone-elses-private-model"  # first in the registry's list, if it names any
+    requests.post(
+        f"{devstack.url}/api/2.0/mlflow/registered-models/create", json={"name": someone_elses},
+        headers={"Authorization": f"Bearer {devstack_keys['other']}"}, timeout=10,
+    )  # fmt: skip
+    alice_run = failed_run(alice, devstack_keys["reader"], devstack, settings)
+    dave_run = failed_run(dave, devstack_keys["reader"], devstack, settings)
+    client.force_login(alice)
+    client.post(reverse("onboarding:report_problem", args=[alice_run.pk]), {"note": "alice's private words"})
+    client.force_login(dave)
+    landed = client.post(
+        reverse("onboarding:report_problem", args=[dave_run.pk]), {"note": "dave's own words"}, follow=True
+    )
+    page = html.unescape(landed.content.decode())
+    assert landed.request["PATH_INFO"] == reverse("triage:detail", args=[Investigation.objects.get().pk])
+    assert "dave's own words" in page and f"check #{dave_run.pk}" in page  # his own report, on his page
+    assert "alice" not in page.lower()
+    assert f"#{alice_run.pk}<" not in page and f"#{alice_run.pk} " not in page  # (both used the reader key)
+    assert someone_elses not in page
+    # What the investigation itself holds is what every reporter reads: nothing of one reporter in it.
+    investigation = Investigation.objects.get()
+    public = " ".join(
+        [investigation.title, investigation.summary, str(investigation.environment)]
+        + [f"{f.title} {f.description} {f.evidence}" for f in investigation.findings.all()]
+    )
+    for private in ("alice's private words", alice_run.key_masked, dave_run.key_masked, someone_elses):
+        assert private not in public, private
+    # Staff read both reports, each with its note.
+    client.force_login(bob)
+    staff_page = html.unescape(client.get(reverse("triage:detail", args=[investigation.pk])).content.decode())
+    assert staff_page.count('data-testid="report"') == 2
+    assert "alice's private words" in staff_page and "dave's own words" in staff_page

@@ -199,6 +199,12 @@ class Report(models.Model):
     consent_rerun = models.BooleanField(
         default=False, help_text="Support may re-run the check with the reporter's key."
     )
+    # What belongs to this reporter alone: seen by them and by staff, never by the investigation's other
+    # reporters (the investigation itself holds only what every reporter may read).
+    note = models.TextField(blank=True, help_text="The reporter's words, redacted.")
+    evidence = models.TextField(
+        blank=True, help_text="The reporter's check: number, masked key, each step's message (redacted)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

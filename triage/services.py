@@ -316,6 +316,7 @@ def run_fingerprint(run) -> str:
 
 
 def _steps_markdown(run) -> str:
+    """The reporter's own evidence: their check's number, masked key and each step's message."""
     lines = [f"Check #{run.pk} ({run.get_kind_display()}) against `{run.registry_url}`, key `{run.key_masked}`:", ""]
     for step in run.steps.all():
         lines.append(f"- **{step.title}**: {step.status} `{step.cause}` ({step.duration_ms} ms) — {step.message}")
@@ -325,9 +326,20 @@ def _steps_markdown(run) -> str:
     return "\n".join(lines)
 
 
+def _steps_public(run) -> str:
+    """What every reporter of the investigation may read: the steps' outcomes and causes, against which
+    registry. No check number, key, model name or step message: those are one reporter's."""
+    lines = [f"A {run.get_kind_display().lower()} check against `{run.registry_url}`:", ""]
+    lines += [f"- **{step.title}**: {step.status} `{step.cause}`" for step in run.steps.all()]
+    return "\n".join(lines)
+
+
 @transaction.atomic
 def problem_report(*, run, reporter, consent_rerun: bool = False, note: str = "") -> tuple[Investigation, bool]:
-    """Attach a failed run to the open investigation with its fingerprint, or open one. Returns (investigation, created)."""
+    """Attach a failed run to the open investigation with its fingerprint, or open one. Returns (investigation, created).
+
+    The investigation gets only what every reporter may read (the cause, its remedy, the steps' outcomes);
+    the note and the check's own evidence go on this reporter's Report."""
     from onboarding.models import CheckRun
 
     if run.user_id != reporter.pk:
@@ -357,8 +369,7 @@ def problem_report(*, run, reporter, consent_rerun: bool = False, note: str = ""
             actor=reporter,
             data={
                 "title": f"{step_title} fails with {run.cause}",
-                "summary": f"{message} Reported from a failed {run.get_kind_display().lower()} check."
-                + (f"\n\n{note}" if note else ""),
+                "summary": f"{message} Reported from a failed {run.get_kind_display().lower()} check.",
                 "severity": "high" if run.cause in URGENT_CAUSES else "medium",
                 "fingerprint": fingerprint,
                 "reporter": reporter,
@@ -367,29 +378,27 @@ def problem_report(*, run, reporter, consent_rerun: bool = False, note: str = ""
                         "registry": run.registry_url,
                         "server version": ((identity.evidence or {}).get("version", "") if identity else "")
                         or "unknown",
-                        "key": run.key_masked,
                     }
                 },
             },
             findings=[
                 {
                     "title": f"{step_title}: {run.cause}",
-                    "description": f"{failing.message if failing else message}\n\nRemedy shown to the user: {remedy}",
+                    "description": f"{message}\n\nRemedy shown to the user: {remedy}",
                     "status": "reported",
-                    "evidence": evidence,
+                    "evidence": _steps_public(run),
                 }
             ],  # fmt: skip
             component_names=CAUSE_COMPONENTS.get(run.cause, ["MLflow tracking server"]),
         )
-    report, report_created = Report.objects.get_or_create(
-        investigation=investigation, reporter=reporter, defaults={"check_run": run, "consent_rerun": consent_rerun}
+    Report.objects.update_or_create(
+        investigation=investigation,
+        reporter=reporter,
+        defaults={"check_run": run, "consent_rerun": consent_rerun, "note": note, "evidence": evidence},
     )
-    if not report_created:
-        report.check_run, report.consent_rerun = run, consent_rerun
-        report.save(update_fields=["check_run", "consent_rerun"])
-    _event(
+    _event(  # internal: it names the reporter and their check
         investigation, reporter, "report", new=f"check #{run.pk} by {reporter.get_username()}",
-        body=evidence + (f"\n\n{note}" if note and not created else ""),
+        body=evidence + (f"\n\n{note}" if note else ""),
     )  # fmt: skip
     return investigation, created
 

@@ -116,8 +116,9 @@ def edit(request: HttpRequest, pk: int):
 
 def _detail_context(request, investigation) -> dict:
     support = has_role(request.user, Role.SUPPORT)
+    staff = has_role(request.user, Role.SUPPORT, Role.MANAGER)
     timeline = investigation.timeline.select_related("actor")
-    if not has_role(request.user, Role.SUPPORT, Role.MANAGER):
+    if not staff:
         timeline = timeline.filter(internal=False)
     # The latest events first, a page at a time (a long-running investigation gathers hundreds), each
     # page shown in time order.
@@ -134,7 +135,9 @@ def _detail_context(request, investigation) -> dict:
         "transition_form": TransitionForm(initial={"status": investigation.status}),
         "comment_form": CommentForm(),
         "finding_statuses": Finding.Status.choices,
-        "reports": investigation.reports.select_related("reporter", "check_run") if support else [],
+        # Staff read every report; a developer reads only their own (their note, check and evidence).
+        "reports": investigation.reports.select_related("reporter", "check_run") if staff else [],
+        "my_report": None if staff else investigation.reports.filter(reporter=request.user).first(),
         "affected_count": investigation.reports.count(),
     }
 
