@@ -1,10 +1,11 @@
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from .forms import SignupForm
+from .forms import SignupForm, ThrottledAuthenticationForm
 from .roles import Role
 from .services import user_create
 
@@ -26,3 +27,17 @@ def signup(request: HttpRequest):
         messages.success(request, "Welcome! Your developer account is ready. Start by adding your API key.")
         return redirect("onboarding:index")
     return render(request, "accounts/signup.html", {"form": form})
+
+
+class LoginView(auth_views.LoginView):
+    """Sign-in with failed attempts throttled per account and per address: 429 and a Retry-After then."""
+
+    authentication_form = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.throttled:
+            response.status_code = 429
+            response["Retry-After"] = str(form.throttled.retry_after)
+        return response

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from hokusai_portal import crypto
 from hokusai_portal.faults import is_storage_fault
+from hokusai_portal.ratelimit import Limited, SlidingWindow
 
 from . import lifecycle
 from .checks import ConnectivityCheck, StepResult
@@ -21,12 +22,16 @@ logger = logging.getLogger(__name__)
 
 KEY_SUBMISSIONS_PER_WINDOW = 10
 KEY_SUBMISSION_WINDOW_SECONDS = 600
+KEY_SUBMISSIONS = SlidingWindow("key-submissions", KEY_SUBMISSIONS_PER_WINDOW, KEY_SUBMISSION_WINDOW_SECONDS)
 
 
 class KeySubmissionRateLimited(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__(f"Too many key submissions. Try again in {retry_after // 60 + 1} minutes.")
-        self.retry_after = retry_after
+    def __init__(self, limited: Limited):
+        super().__init__(
+            f"Too many key submissions ({KEY_SUBMISSIONS_PER_WINDOW} in {KEY_SUBMISSION_WINDOW_SECONDS // 60} minutes). "
+            f"Try again in {limited.wait}."
+        )
+        self.retry_after = limited.retry_after
 
 
 class NoApiKey(Exception):
@@ -34,11 +39,12 @@ class NoApiKey(Exception):
 
 
 def _key_submission_allowed(user) -> None:
-    bucket = f"key-submissions:{user.pk}:{int(timezone.now().timestamp()) // KEY_SUBMISSION_WINDOW_SECONDS}"
-    cache.add(bucket, 0, KEY_SUBMISSION_WINDOW_SECONDS)
-    if cache.incr(bucket) > KEY_SUBMISSIONS_PER_WINDOW:
-        elapsed = int(timezone.now().timestamp()) % KEY_SUBMISSION_WINDOW_SECONDS
-        raise KeySubmissionRateLimited(KEY_SUBMISSION_WINDOW_SECONDS - elapsed)
+    """A sliding window per user: every submission counts, valid or not (a key guesser's tries too)."""
+    try:
+        KEY_SUBMISSIONS.check(str(user.pk))
+    except Limited as limited:
+        raise KeySubmissionRateLimited(limited) from None
+    KEY_SUBMISSIONS.hit(str(user.pk))
 
 
 def api_key_save(*, user, raw_key: str) -> tuple[ApiKey, NormalisedKey]:

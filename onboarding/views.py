@@ -36,6 +36,9 @@ def key(request: HttpRequest):
                 return redirect("onboarding:connectivity")
         except services.KeySubmissionRateLimited as error:
             form.add_error(None, str(error))
+            response = render(request, "onboarding/key.html", {"form": form, **state, "current": "key"}, status=429)
+            response["Retry-After"] = str(error.retry_after)
+            return response
         except KeyFormatError as error:
             form.add_error("api_key", str(error))
     return render(request, "onboarding/key.html", {"form": form, **state, "current": "key"})
