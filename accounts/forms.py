@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from hokusai_portal.ratelimit import Limited, SlidingWindow
+from hokusai_portal.ratelimit import Limited, SlidingWindow, client_address
 
 logger = logging.getLogger(__name__)
 # Failed sign-ins: per account (a guesser on one password) and per client address (a guesser across
@@ -21,7 +21,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
 
     def clean(self):
         username = (self.cleaned_data.get("username") or "").strip().lower()
-        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        address = client_address(self.request) if self.request else ""
         try:
             FAILED_LOGINS_PER_USER.check(username)
             FAILED_LOGINS_PER_ADDRESS.check(address)

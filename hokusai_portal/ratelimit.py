@@ -17,6 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
 
 
@@ -75,3 +76,14 @@ class SlidingWindow:
     def clear(self, key: str, now: float | None = None) -> None:
         current, previous, _ = self._keys(key, time.time() if now is None else now)
         cache.delete_many([current, previous])
+
+
+def client_address(request) -> str:
+    """The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_HOPS proxies the address the outermost
+    trusted proxy saw (X-Forwarded-For read from the right, so a client cannot forge its own entry)."""
+    hops = settings.TRUSTED_PROXY_HOPS
+    if hops:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:64]
+    return request.META.get("REMOTE_ADDR", "")[:64]

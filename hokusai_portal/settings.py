@@ -99,6 +99,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "hokusai_portal.middleware.ContentSecurityPolicy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -111,6 +112,17 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "hokusai_portal.urls"
+# Sent on every answer by hokusai_portal.middleware.ContentSecurityPolicy.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 TEMPLATES = [
     {
@@ -251,6 +263,9 @@ CACHES = {
     if CACHE_URL.startswith(("redis://", "rediss://"))
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+
+# Proxies in front that append to X-Forwarded-For (a load balancer: 1). 0: the client is REMOTE_ADDR.
+TRUSTED_PROXY_HOPS = int(os.getenv("TRUSTED_PROXY_HOPS", "0"))
 
 # Read-only tokens for GET /api/status (comma-separated), for tools without a session.
 STATUS_API_TOKENS = envlist("STATUS_API_TOKENS", "")
