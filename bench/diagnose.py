@@ -37,6 +37,7 @@ import requests  # noqa: E402
 from devstack.keystore import key_generate  # noqa: E402
 from devstack.server import Devstack, free_port  # noqa: E402
 from onboarding.checks import ConnectivityCheck  # noqa: E402
+from onboarding.diagnosis import StepStatus  # noqa: E402
 from tests.fault_servers import http_server, hung_server, self_signed_context  # noqa: E402
 
 MLFLOW_PROBE = """
@@ -66,7 +67,7 @@ def time_portal(url: str, key: str, runs: int) -> tuple[float, str, float]:
         started = time.perf_counter()
         results = ConnectivityCheck(url, key).run()
         durations.append(time.perf_counter() - started)
-        failure = next((r for r in results if r.status == "fail"), None)
+        failure = next((r for r in results if r.status == StepStatus.FAIL), None)
         causes.append(failure.cause if failure else "OK")
         server_ms.append(sum(r.duration_ms for r in results))
     return median_ms(durations), "/".join(sorted(set(causes))), statistics.median(server_ms)

@@ -4,7 +4,7 @@ page costs the same number of queries at 100 investigations and at 100,000."""
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, FloatField, Q, QuerySet, Sum
@@ -12,6 +12,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from hokusai_portal import query as query_values
+from hokusai_portal.query import local_midnight
 from onboarding.diagnosis import PORTAL_CAUSES
 from onboarding.models import CheckRun, DeveloperProgress
 from triage import stats
@@ -56,13 +57,11 @@ def investigations_for(filters: DashboardFilters) -> QuerySet[Investigation]:
     queryset = Investigation.objects.all()
     if filters.start:
         queryset = queryset.filter(
-            created_at__gte=datetime.combine(filters.start, time.min, tzinfo=timezone.get_current_timezone())
+            created_at__gte=local_midnight(filters.start)
         )
     if filters.end:
         queryset = queryset.filter(
-            created_at__lt=datetime.combine(
-                filters.end + timedelta(days=1), time.min, tzinfo=timezone.get_current_timezone()
-            )
+            created_at__lt=local_midnight(filters.end + timedelta(days=1))
         )
     if filters.severity:
         queryset = queryset.filter(severity=filters.severity)
@@ -168,7 +167,7 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
     causes_since = timezone.localdate(now) - timedelta(days=7)  # whole days, so the history can list them
     top_causes = list(
         CheckRun.objects.filter(
-            created_at__gte=datetime.combine(causes_since, time.min, tzinfo=timezone.get_current_timezone()),
+            created_at__gte=local_midnight(causes_since),
             status__in=CheckRun.UNSUCCESSFUL,
         )
         .exclude(cause__in=PORTAL_CAUSES)  # the portal's own failures say nothing about where onboarding fails

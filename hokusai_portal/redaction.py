@@ -41,3 +41,16 @@ def redact(text: str, *secrets: str) -> tuple[str, int]:
     text = KEY_PATTERN.sub(_key, text)
     text = BEARER_PATTERN.sub(_bearer, text)
     return text, count
+
+
+def redact_value(value, *secrets: str) -> tuple[object, int]:
+    """`redact` through strings, dicts and lists (step evidence, JSON fields); returns (value, count)."""
+    if isinstance(value, str):
+        return redact(value, *secrets)
+    if isinstance(value, dict):
+        pairs = [(key, redact_value(item, *secrets)) for key, item in value.items()]
+        return {key: item for key, (item, _) in pairs}, sum(n for _, (_, n) in pairs)
+    if isinstance(value, list):
+        items = [redact_value(item, *secrets) for item in value]
+        return [item for item, _ in items], sum(n for _, n in items)
+    return value, 0

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from accounts.roles import Role
 from hokusai_portal import query as query_values
 from hokusai_portal.form_fields import ModelIdChoiceField, ModelIdMultipleChoiceField
+from hokusai_portal.query import key_values
 
 from .markdown_io import MAX_BYTES
 from .models import Component, Finding, Investigation
@@ -53,14 +54,10 @@ class InvestigationForm(forms.ModelForm):
         self.fields["env_extra"].initial = "\n".join(f"{k}={v}" for k, v in env.get("extra", {}).items())
 
     def clean_env_extra(self) -> dict:
-        extra = {}
-        for number, line in enumerate(self.cleaned_data["env_extra"].splitlines(), start=1):
-            if line.strip():
-                key, sep, value = line.partition("=")
-                if not sep or not key.strip():
-                    raise forms.ValidationError(f"Line {number}: write key=value.")
-                extra[key.strip()] = value.strip()
-        return extra
+        try:
+            return key_values(self.cleaned_data["env_extra"])
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
 
     def environment(self) -> dict:
         env = {

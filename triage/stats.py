@@ -29,7 +29,7 @@ import math
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
@@ -37,6 +37,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_init, post_s
 from django.utils import timezone
 
 from hokusai_portal.locks import transaction_lock
+from hokusai_portal.query import local_midnight
 
 from .models import Finding, Investigation, InvestigationStat
 
@@ -53,7 +54,7 @@ def local_day(moment: datetime) -> date:
 
 
 def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone())
+    return local_midnight(day)
 
 
 def month_after(day: date) -> date:
