@@ -28,7 +28,9 @@ import django  # noqa: E402
 django.setup()
 
 from devstack.server import Devstack, free_port  # noqa: E402
-from onboarding.registration import RegistrationCheck, python_snippet, registration_validate  # noqa: E402
+from onboarding.registration import RegistrationCheck  # noqa: E402
+from onboarding.registration_input import registration_validate  # noqa: E402
+from onboarding.snippet import python_snippet  # noqa: E402
 
 BARE_TIMER = """
 import sys, time

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -20,7 +19,7 @@ from kombu import Exchange, Producer, Queue
 
 from onboarding import lifecycle
 from onboarding.models import WorkerHeartbeat
-from onboarding.registry_client import ca_bundle
+from onboarding.registry_client import Deadline, RegistryClient
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -88,12 +87,12 @@ def _workers() -> dict:
 
 
 def _registry() -> None:
-    response = requests.get(
-        f"{settings.HOKUSAI_REGISTRY_URL}/health",
-        timeout=(PROBE_TIMEOUT_SECONDS / 2, PROBE_TIMEOUT_SECONDS),
-        verify=ca_bundle(),
-    )
-    response.raise_for_status()
+    # The checks' own client: the same trust store (HOKUSAI_REGISTRY_CA_BUNDLE), timeouts and no retries.
+    client = RegistryClient(settings.HOKUSAI_REGISTRY_URL, "", deadline=Deadline(PROBE_TIMEOUT_SECONDS))
+    try:
+        client.health().raise_for_status()
+    finally:
+        client.close()
 
 
 def health_report() -> dict:

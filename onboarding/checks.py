@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
-from hokusai_portal.redaction import redact
+from hokusai_portal.redaction import redact, redact_value
 
 from .diagnosis import (
     Diagnosis,
@@ -29,7 +29,6 @@ from .registry_client import Deadline, DeadlineExceeded, RegistryClient, respons
 
 RUN_DEADLINE_SECONDS = 15
 CERT_WARNING_DAYS = 14
-API = "/api/2.0/mlflow"
 VERSION_PATTERN = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -126,16 +125,7 @@ class StepRunner:
         )
 
     def _redact_evidence(self, evidence: dict) -> dict:
-        def clean(value):
-            if isinstance(value, str):
-                return redact(value, self.api_key)[0]
-            if isinstance(value, dict):
-                return {key: clean(item) for key, item in value.items()}
-            if isinstance(value, list):
-                return [clean(item) for item in value]
-            return value
-
-        return clean(evidence)
+        return redact_value(evidence, self.api_key)[0]
 
     def _http_failure(self, response: requests.Response, **kwargs) -> Diagnosis | None:
         verdict = diagnose_response(response, **kwargs)
@@ -146,26 +136,26 @@ class StepRunner:
     def _probe_tag_write(self, name: str) -> Diagnosis:
         """Write access to an existing model: set a probe tag, then delete it (nothing left behind)."""
         tag = f"hokusai_portal_probe_{secrets.token_hex(4)}"
-        response = self.client.post(f"{API}/registered-models/set-tag", {"name": name, "key": tag, "value": "1"})
+        response = self.client.set_registered_model_tag(name, tag, "1")
         failure = self._http_failure(response, write=True)
         if failure:
             failure.message += f" The key cannot write the existing model “{name}”."
             return failure
-        self.client.delete(f"{API}/registered-models/delete-tag", {"name": name, "key": tag})
+        self.client.delete_registered_model_tag(name, tag)
         return passed(f"The key can write the model “{name}” (a probe tag was set and removed).")
 
     def _probe_create_delete(self, intended_name: str = "") -> Diagnosis:
         """Write access in general: create a throw-away model, then delete it."""
         name = f"hokusai-portal-probe-{secrets.token_hex(6)}"
-        response = self.client.post(f"{API}/registered-models/create", {"name": name})
+        response = self.client.create_registered_model(name)
         failure = self._http_failure(response, write=True)
         if failure:
             return failure
-        deleted = self.client.delete(f"{API}/registered-models/delete", {"name": name})
+        deleted = self.client.delete_registered_model(name)
         detail = f"The key can create models{' (for “' + intended_name + '”, which does not exist yet)' if intended_name else ''}."
         if not deleted.ok:
             return diagnosis(
-                StepStatus.WARN, "OK", detail + f" The probe model {name} could not be deleted (HTTP {deleted.status_code}).",
+                StepStatus.WARN, "PROBE_NOT_DELETED", f"{detail} {name} is left (HTTP {deleted.status_code} on delete).",
                 evidence=response_evidence(deleted),
             )  # fmt: skip
         return passed(detail + " The probe model was deleted.")
@@ -213,7 +203,7 @@ class ConnectivityCheck(StepRunner):
         return passed(f"{info['protocol']}, certificate valid for {days_left:.0f} more days.", evidence)
 
     def step_health(self) -> Diagnosis:
-        response = self.client.get("/health", authenticated=False)
+        response = self.client.health()
         failure = self._http_failure(response, authenticated=False)
         if failure:
             return failure
@@ -222,7 +212,7 @@ class ConnectivityCheck(StepRunner):
         return passed(f"/health answered {response.status_code} in {response.elapsed.total_seconds() * 1000:.0f} ms.")
 
     def step_identity(self) -> Diagnosis:
-        version_response = self.client.get("/version")
+        version_response = self.client.version()
         version_match = None
         if version_response.ok and not looks_like_html(version_response):
             version_match = VERSION_PATTERN.match(version_response.text)
@@ -242,7 +232,7 @@ class ConnectivityCheck(StepRunner):
                 )
             return passed(f"MLflow {version}.", evidence)
         # /version is behind authentication on some servers; server-info is public on MLflow 3.
-        info = self.client.get("/api/3.0/mlflow/server-info", authenticated=False)
+        info = self.client.server_info()
         evidence["server_info_status"] = info.status_code
         if info.ok and not looks_like_html(info):
             try:
@@ -257,20 +247,22 @@ class ConnectivityCheck(StepRunner):
         return failed("NOT_A_REGISTRY", evidence=response_evidence(info))
 
     def step_auth(self) -> Diagnosis:
-        response = self.client.get(f"{API}/experiments/search", max_results=1)
+        response = self.client.search_experiments(max_results=1)
         failure = self._http_failure(response)
         if failure:
             return failure
         return passed("The registry accepted the key.")
 
     def step_registry_read(self) -> Diagnosis:
-        response = self.client.get(f"{API}/registered-models/search", max_results=1)
+        response = self.client.search_registered_models(max_results=1)
         failure = self._http_failure(response)
         if failure:
             return failure
         try:
-            response.json().get("registered_models", [])
-        except (ValueError, AttributeError):
+            models = response.json().get("registered_models", [])
+        except (ValueError, AttributeError):  # not JSON, or not an object: not MLflow answering
+            models = None
+        if not isinstance(models, list):
             return failed("NOT_A_REGISTRY", evidence=response_evidence(response))
         # No model is named: the list holds other developers' models, and a step's text is copied into
         # problem reports that other people read.
@@ -278,7 +270,7 @@ class ConnectivityCheck(StepRunner):
 
     def step_write(self) -> Diagnosis:
         if self.model_name:
-            existing = self.client.get(f"{API}/registered-models/get", name=self.model_name)
+            existing = self.client.get_registered_model(self.model_name)
             if existing.status_code == 200:
                 return self._probe_tag_write(self.model_name)
             if existing.status_code != 404:

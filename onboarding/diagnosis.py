@@ -106,6 +106,18 @@ CAUSES: dict[str, tuple[str, str]] = {
     ),
     "METRIC_NOT_FOUND": ("The run has no such metric.", "Log the metric on the run, or pick one it has."),
     "TOKEN_ID_INVALID": ("The token id is not valid.", "Use letters, digits and inner hyphens, at most 64."),
+    "TOKEN_ID_IN_USE": (
+        "This token id is already on another model's versions.",
+        "Registering continues. If the token is not meant to be shared, pick another token id.",
+    ),
+    "TOKEN_ID_UNCHECKED": (
+        "Whether the token id is already used could not be checked.",
+        "Registering continues; search the registry for tags.hokusai_token_id if it matters.",
+    ),
+    "PROBE_NOT_DELETED": (
+        "The key can write, but the throw-away probe model could not be deleted.",
+        "Nothing is wrong with your key. Tell Hokusai support the probe model's name so they remove it.",
+    ),
     "MODEL_NAME_OWNED_BY_OTHER": (
         "A model with this name belongs to someone else.",
         "Pick another model name, or ask its owner to give you access.",

@@ -1,5 +1,7 @@
 from django import forms
 
+from .registration_input import RegistrationInputError, model_name_error, registration_validate
+
 
 class ApiKeyForm(forms.Form):
     api_key = forms.CharField(
@@ -25,8 +27,8 @@ class ConnectivityCheckForm(forms.Form):
 
     def clean_model_name(self) -> str:
         name = self.cleaned_data["model_name"].strip()
-        if name and any(ch in name for ch in "/\\:%\n\r\t"):
-            raise forms.ValidationError("A model name cannot contain / \\ : % or line breaks.")
+        if name and model_name_error(name):
+            raise forms.ValidationError(model_name_error(name))
         return name
 
 
@@ -74,8 +76,6 @@ class RegistrationForm(forms.Form):
     )
 
     def clean(self):
-        from .registration import RegistrationInputError, registration_validate
-
         cleaned = super().clean()
         if self.errors:
             return cleaned
@@ -83,5 +83,5 @@ class RegistrationForm(forms.Form):
             self.registration_request = registration_validate(**{name: cleaned.get(name, "") for name in self.fields})
         except RegistrationInputError as error:
             for field_name, message in error.errors.items():
-                self.add_error(field_name, message)
+                self.add_error(field_name, forms.ValidationError(message, code=error.causes.get(field_name)))
         return cleaned

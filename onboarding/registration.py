@@ -1,174 +1,17 @@
-"""Registering a model the way `register_tokenized_model` does, with every precondition checked
-first and the result verified after: pure validation, the step engine, and the reproducible snippet."""
+"""The registration engine: a `RegistrationRequest` carried out the way `register_tokenized_model` does,
+every precondition checked first (run, artifact, metric, name, token id, write permission), then the
+version created (idempotently) and read back. Each kind of model URI has its own resolver.
 
-import hashlib
-import json
-import math
-import re
+Input rules live in `onboarding.registration_input`, the reproducible snippet in `onboarding.snippet`."""
+
 import time
-from dataclasses import asdict, dataclass, field
-from urllib.parse import quote
 
-from .checks import API, StepRunner
+from .checks import StepRunner
 from .diagnosis import Diagnosis, StepStatus, diagnosis, failed, passed
-from .registry_client import response_evidence
+from .registration_input import IDEMPOTENCY_TAG, RegistrationRequest, parse_model_uri
+from .registry_client import json_body, response_evidence, version_tags
 
-TOKEN_ID_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$")
-MODEL_NAME_FORBIDDEN = set("/\\:%?#\n\r\t")
-RATE_METRICS = {
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "f1_score",
-    "auc",
-    "roc_auc",
-    "pr_auc",
-    "hit_rate",
-    "conversion_rate",
-}
-URI_FORMS = (
-    (re.compile(r"^runs:/(?P<run_id>[A-Za-z0-9]+)/(?P<path>[^\s]+)$"), "runs"),
-    (re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)$"), "logged_model"),
-    (re.compile(r"^models:/(?P<name>[^/\s]+)/(?P<version>\d+)$"), "model_version"),
-    (re.compile(r"^mlflow-artifacts:/(?P<path>\S+)$"), "artifacts"),
-)
 READY_POLL_SECONDS = 20
-IDEMPOTENCY_TAG = "hokusai_idempotency_key"
-
-
-class RegistrationInputError(ValueError):
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
-
-
-@dataclass
-class RegistrationRequest:
-    model_uri: str
-    model_name: str
-    token_id: str
-    metric_name: str
-    baseline_value: float
-    proposal_identifier: str = ""
-    extra_tags: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    STORED_FIELDS = (
-        "model_uri",
-        "model_name",
-        "token_id",
-        "metric_name",
-        "baseline_value",
-        "proposal_identifier",
-        "extra_tags",
-    )
-
-    def stored_fields(self) -> dict:
-        """What a Registration row keeps of the request (the warnings are shown once, not kept)."""
-        return {name: getattr(self, name) for name in self.STORED_FIELDS}
-
-    def version_tags(self, run_id: str | None) -> dict[str, str]:
-        """Exactly the tags `register_tokenized_model` sets, plus the user's extra tags."""
-        tags = dict(self.extra_tags)
-        tags.update(
-            hokusai_token_id=self.token_id,
-            benchmark_metric=self.metric_name,
-            benchmark_value=format_baseline(self.baseline_value),
-            hokusai_status="registered",
-            hokusai_proposal_identifier=self.proposal_identifier or self.token_id,
-        )
-        if run_id:
-            tags["mlflow_run_id"] = run_id
-        return tags
-
-    def idempotency_key(self, user_id: int) -> str:
-        payload = json.dumps([user_id, asdict(self) | {"warnings": []}], sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
-def format_baseline(value: float) -> str:
-    return repr(float(value)) if not float(value).is_integer() else str(float(value))
-
-
-def parse_model_uri(uri: str) -> tuple[str, dict]:
-    for pattern, kind in URI_FORMS:
-        match = pattern.match(uri)
-        if match:
-            return kind, match.groupdict()
-    raise ValueError(uri)
-
-
-def registration_validate(
-    *, model_uri: str, model_name: str, token_id: str, metric_name: str, baseline_value: str,
-    proposal_identifier: str = "", extra_tags: str = "",
-) -> RegistrationRequest:  # fmt: skip
-    """Check every field; raise RegistrationInputError with a message per bad field."""
-    errors: dict[str, str] = {}
-    warnings: list[str] = []
-    model_uri = (model_uri or "").strip()
-    try:
-        parse_model_uri(model_uri)
-    except ValueError:
-        errors["model_uri"] = (
-            "Use runs:/<run_id>/<path> (e.g. runs:/4b8f…/model), models:/<name>/<version>, "
-            "models:/m-<id> or mlflow-artifacts:/<path>."
-        )
-    model_name = (model_name or "").strip()
-    if not model_name:
-        errors["model_name"] = "Give the registered model a name, e.g. LSCOR_Test_Model."
-    elif len(model_name) > 256:
-        errors["model_name"] = "A model name has at most 256 characters."
-    elif MODEL_NAME_FORBIDDEN & set(model_name):
-        errors["model_name"] = "A model name cannot contain / \\ : % ? # or line breaks."
-    token_id = (token_id or "").strip()
-    if not TOKEN_ID_PATTERN.match(token_id):
-        errors["token_id"] = (
-            "A token id has 1 to 64 letters, digits and hyphens, and does not start or end with a hyphen (e.g. LSCOR)."
-        )
-    metric_name = (metric_name or "").strip()
-    if not metric_name or len(metric_name) > 250:
-        errors["metric_name"] = "Name the metric the baseline is measured on, e.g. accuracy."
-    baseline: float | None = None
-    try:
-        baseline = float(str(baseline_value).strip())
-        if not math.isfinite(baseline):
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["baseline_value"] = "The baseline is a finite number, e.g. 0.92."
-        baseline = None
-    if baseline is not None and metric_name.lower() in RATE_METRICS and not 0 <= baseline <= 1:
-        warnings.append(f"{metric_name} is usually a rate between 0 and 1; {baseline} is outside that range.")
-    proposal_identifier = (proposal_identifier or "").strip()
-    if len(proposal_identifier) > 250:
-        errors["proposal_identifier"] = "At most 250 characters."
-    tags: dict[str, str] = {}
-    for number, line in enumerate((extra_tags or "").splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            errors["extra_tags"] = f"Line {number}: write one tag per line as key=value."
-            break
-        if key.strip() in ("hokusai_token_id", "benchmark_metric", "benchmark_value", "hokusai_status",
-                           "hokusai_proposal_identifier", "mlflow_run_id", IDEMPOTENCY_TAG):  # fmt: skip
-            errors["extra_tags"] = f"Line {number}: {key.strip()} is set by the registration itself."
-            break
-        tags[key.strip()] = value.strip()
-    if errors:
-        raise RegistrationInputError(errors)
-    return RegistrationRequest(
-        model_uri=model_uri,
-        model_name=model_name,
-        token_id=token_id.upper(),
-        metric_name=metric_name,
-        baseline_value=baseline,
-        proposal_identifier=proposal_identifier,
-        extra_tags=tags,
-        warnings=warnings,
-    )
-
-
 REGISTRATION_STEPS = [
     ("run", "Run exists and finished"),
     ("artifact", "Model artifact (MLmodel)"),
@@ -199,55 +42,50 @@ class RegistrationCheck(StepRunner):
         self.version: str | None = None
         self.tags: dict[str, str] = {}
 
-    def _json(self, response) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
-
     # --- pre-checks ------------------------------------------------------------------------
+    # One resolver per kind of model URI: each finds the run (if any), the source to register and the
+    # logged model, or answers with the failure. "artifacts" URIs are taken as given.
+    def _resolve_runs(self) -> Diagnosis | None:
+        self.run_id = self.uri_parts["run_id"]
+        return None
+
+    def _resolve_logged_model(self) -> Diagnosis | None:
+        model_id = self.uri_parts["model_id"]
+        response = self.client.get_logged_model(model_id)
+        if response.status_code == 404:
+            return failed("MODEL_ARTIFACT_MISSING", f"There is no logged model {model_id}.", response_evidence(response))
+        failure = self._http_failure(response)
+        if failure:
+            return failure
+        info = json_body(response).get("model", {}).get("info", {})
+        self.model_id, self.run_id = info.get("model_id"), info.get("source_run_id")
+        return None
+
+    def _resolve_model_version(self) -> Diagnosis | None:
+        name, number = self.uri_parts["name"], self.uri_parts["version"]
+        response = self.client.get_model_version(name, number)
+        if response.status_code == 404:
+            return failed("MODEL_ARTIFACT_MISSING", f"There is no version {number} of {name}.")
+        failure = self._http_failure(response)
+        if failure:
+            return failure
+        version = json_body(response).get("model_version", {})
+        self.run_id, self.source = version.get("run_id") or None, version.get("source")
+        self.model_id = version.get("model_id") or None
+        return None
+
     def step_run(self) -> Diagnosis:
-        if self.kind == "runs":
-            self.run_id = self.uri_parts["run_id"]
-        elif self.kind == "logged_model":
-            response = self.client.get(f"{API}/logged-models/{self.uri_parts['model_id']}")
-            if response.status_code == 404:
-                return failed(
-                    "MODEL_ARTIFACT_MISSING",
-                    f"There is no logged model {self.uri_parts['model_id']}.",
-                    response_evidence(response),
-                )
-            failure = self._http_failure(response)
-            if failure:
-                return failure
-            info = self._json(response).get("model", {}).get("info", {})
-            self.model_id, self.source, self.run_id = (
-                info.get("model_id"),
-                self.request.model_uri,
-                info.get("source_run_id"),
-            )
-        elif self.kind == "model_version":
-            response = self.client.get(
-                f"{API}/model-versions/get", name=self.uri_parts["name"], version=self.uri_parts["version"]
-            )
-            if response.status_code == 404:
-                return failed(
-                    "MODEL_ARTIFACT_MISSING",
-                    f"There is no version {self.uri_parts['version']} of {self.uri_parts['name']}.",
-                )
-            failure = self._http_failure(response)
-            if failure:
-                return failure
-            version = self._json(response).get("model_version", {})
-            self.run_id, self.source, self.model_id = (
-                version.get("run_id") or None,
-                version.get("source"),
-                version.get("model_id") or None,
-            )
+        resolver = {
+            "runs": self._resolve_runs,
+            "logged_model": self._resolve_logged_model,
+            "model_version": self._resolve_model_version,
+        }.get(self.kind)
+        failure = resolver() if resolver else None
+        if failure:
+            return failure
         if not self.run_id:
             return passed("This model URI has no run behind it; the metric is not checked against a run.")
-        response = self.client.get(f"{API}/runs/get", run_id=self.run_id)
+        response = self.client.get_run(self.run_id)
         # MLflow's auth plugin answers a plain 403 when the run (so its experiment) does not exist.
         mlflow_denied = response.status_code == 403 and not response.text.lstrip().startswith("{")
         if response.status_code in (400, 404) or mlflow_denied:
@@ -260,7 +98,7 @@ class RegistrationCheck(StepRunner):
         failure = self._http_failure(response)
         if failure:
             return failure
-        run = self._json(response).get("run", {})
+        run = json_body(response).get("run", {})
         self.run_data = run.get("data", {})
         self.experiment_id = run.get("info", {}).get("experiment_id")
         status = run.get("info", {}).get("status")
@@ -273,10 +111,8 @@ class RegistrationCheck(StepRunner):
         return passed(f"Run “{self.run_id}” exists and finished.")
 
     def _logged_model_has_mlmodel(self, model_id: str) -> bool:
-        response = self.client.get(
-            f"/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", artifact_directory_path=""
-        )
-        return response.ok and any(f.get("path") == "MLmodel" for f in self._json(response).get("files", []))
+        response = self.client.logged_model_files(model_id)
+        return response.ok and any(f.get("path") == "MLmodel" for f in json_body(response).get("files", []))
 
     def step_artifact(self) -> Diagnosis:
         if self.kind == "logged_model" or (self.kind == "model_version" and self.model_id):
@@ -287,11 +123,8 @@ class RegistrationCheck(StepRunner):
             return passed("The source is taken as given (MLmodel is checked after registration).")
         path = self.uri_parts["path"].strip("/")
         # MLflow 3 keeps log_model() output in a logged model, not under the run's artifacts: look there first.
-        search = self.client.post(
-            f"{API}/logged-models/search",
-            {"experiment_ids": [self.experiment_id], "filter": f"source_run_id = '{self.run_id}'", "max_results": 50},
-        )
-        candidates = [m.get("info", {}) for m in self._json(search).get("models", [])] if search.ok else []
+        search = self.client.search_logged_models(experiment_ids=[self.experiment_id], run_id=self.run_id)
+        candidates = [m.get("info", {}) for m in json_body(search).get("models", [])] if search.ok else []
         for info in [m for m in candidates if m.get("name") == path]:
             if self._logged_model_has_mlmodel(info["model_id"]):
                 self.model_id = info["model_id"]
@@ -301,11 +134,11 @@ class RegistrationCheck(StepRunner):
                     "the version is created from it so it loads.",
                     {"resolved_source": self.source},
                 )
-        listing = self.client.get(f"{API}/artifacts/list", run_id=self.run_id, path=path)
+        listing = self.client.list_artifacts(self.run_id, path)
         failure = self._http_failure(listing)
         if failure:
             return failure
-        if any(f.get("path", "").rsplit("/", 1)[-1] == "MLmodel" for f in self._json(listing).get("files", [])):
+        if any(f.get("path", "").rsplit("/", 1)[-1] == "MLmodel" for f in json_body(listing).get("files", [])):
             return passed(f"runs:/{self.run_id}/{path} has an MLmodel.")
         return failed(
             "MODEL_ARTIFACT_MISSING",
@@ -327,7 +160,7 @@ class RegistrationCheck(StepRunner):
 
     def step_model_name(self) -> Diagnosis:
         name = self.request.model_name
-        response = self.client.get(f"{API}/registered-models/get", name=name)
+        response = self.client.get_registered_model(name)
         if response.status_code == 404:
             return passed(f"“{name}” is a new name; the registration will create it.")
         failure = self._http_failure(response)
@@ -353,7 +186,7 @@ class RegistrationCheck(StepRunner):
         if self.write_proven:
             return passed("Proven on the existing model.")
         name = self.request.model_name
-        created = self.client.post(f"{API}/registered-models/create", {"name": name})
+        created = self.client.create_registered_model(name)
         if created.status_code == 200 or "RESOURCE_ALREADY_EXISTS" in created.text:
             return passed(f"The key created the registered model “{name}”.")
         failure = self._http_failure(created, write=True)
@@ -361,35 +194,31 @@ class RegistrationCheck(StepRunner):
 
     def step_token_id(self) -> Diagnosis:
         token = self.request.token_id
-        response = self.client.get(
-            f"{API}/model-versions/search", filter=f"tags.hokusai_token_id = '{token}'", max_results=20
-        )
+        response = self.client.search_model_versions(f"tags.hokusai_token_id = '{token}'", max_results=20)
         if not response.ok:
             return diagnosis(
-                StepStatus.WARN, "OK", f"Could not check whether {token} is already used (HTTP {response.status_code})."
+                StepStatus.WARN, "TOKEN_ID_UNCHECKED", f"(HTTP {response.status_code} when searching for {token}.)"
             )
         others = sorted(
             {
                 v["name"]
-                for v in self._json(response).get("model_versions", [])
+                for v in json_body(response).get("model_versions", [])
                 if v.get("name") != self.request.model_name
             }
         )
         if others:
             return diagnosis(
-                StepStatus.WARN, "OK",
-                f"Token id {token} is already registered to another model ({', '.join(others)}). "
-                "Registering continues; check this is intended.",
+                StepStatus.WARN, "TOKEN_ID_IN_USE", f"{token} is on versions of {len(others)} other model(s).",
+                evidence={"other_models": len(others)},  # a count: their names are other developers'
             )  # fmt: skip
         return passed(f"Token id {token} is not used by another model.")
 
     # --- the write and the verification ----------------------------------------------------
     def _existing_version(self) -> dict | None:
-        response = self.client.get(
-            f"{API}/model-versions/search",
-            filter=f"name = '{self.request.model_name}' and tags.{IDEMPOTENCY_TAG} = '{self.idempotency_key}'",
+        response = self.client.search_model_versions(
+            f"name = '{self.request.model_name}' and tags.{IDEMPOTENCY_TAG} = '{self.idempotency_key}'"
         )
-        versions = self._json(response).get("model_versions", []) if response.ok else []
+        versions = json_body(response).get("model_versions", []) if response.ok else []
         return versions[0] if versions else None
 
     def step_register(self) -> Diagnosis:
@@ -398,18 +227,14 @@ class RegistrationCheck(StepRunner):
         version = self._existing_version()  # a retry after a crash, or a double submit: reuse
         reused = version is not None
         if version is None:
-            tags = [{"key": IDEMPOTENCY_TAG, "value": self.idempotency_key}]
-            tags += [{"key": key, "value": value} for key, value in self.tags.items()]
-            payload = {"name": name, "source": self.source, "tags": tags}
-            if self.run_id:
-                payload["run_id"] = self.run_id
-            if self.model_id:
-                payload["model_id"] = self.model_id
-            response = self.client.post(f"{API}/model-versions/create", payload)
+            response = self.client.create_model_version(
+                name=name, source=self.source, tags={IDEMPOTENCY_TAG: self.idempotency_key, **self.tags},
+                run_id=self.run_id, model_id=self.model_id,
+            )  # fmt: skip
             failure = self._http_failure(response, write=True)
             if failure:
                 return failure
-            version = self._json(response).get("model_version", {})
+            version = json_body(response).get("model_version", {})
         self.version = str(version.get("version"))
         waited = time.monotonic() + READY_POLL_SECONDS
         status = version.get("status")
@@ -419,19 +244,12 @@ class RegistrationCheck(StepRunner):
                     "REGISTRATION_TIMEOUT", f"Version {self.version} is {status} after {READY_POLL_SECONDS} s."
                 )
             time.sleep(0.5)
-            status = (
-                self._json(self.client.get(f"{API}/model-versions/get", name=name, version=self.version))
-                .get("model_version", {})
-                .get("status")
-            )
+            status = json_body(self.client.get_model_version(name, self.version)).get("model_version", {}).get("status")
         if reused:  # an earlier attempt may have died before its tags were complete
-            stored = {t["key"]: t["value"] for t in version.get("tags", [])}
+            stored = version_tags(version)
             for key, value in self.tags.items():
                 if stored.get(key) != value:
-                    response = self.client.post(
-                        f"{API}/model-versions/set-tag",
-                        {"name": name, "version": self.version, "key": key, "value": value},
-                    )
+                    response = self.client.set_model_version_tag(name, self.version, key, value)
                     failure = self._http_failure(response, write=True)
                     if failure:
                         return failure
@@ -443,12 +261,11 @@ class RegistrationCheck(StepRunner):
 
     def step_verify(self) -> Diagnosis:
         name = self.request.model_name
-        response = self.client.get(f"{API}/model-versions/get", name=name, version=self.version)
+        response = self.client.get_model_version(name, self.version)
         failure = self._http_failure(response)
         if failure:
             return failure
-        version = self._json(response).get("model_version", {})
-        stored = {t["key"]: t["value"] for t in version.get("tags", [])}
+        stored = version_tags(json_body(response).get("model_version", {}))
         wrong = {k: (v, stored.get(k)) for k, v in self.tags.items() if stored.get(k) != v}
         if wrong:
             return failed("UNEXPECTED_RESPONSE", f"Tags read back differ: {wrong}.")
@@ -464,51 +281,14 @@ class RegistrationCheck(StepRunner):
         )
 
     def _fetch_mlmodel(self, name: str) -> str | None:
-        uri = self._json(
-            self.client.get(f"{API}/model-versions/get-download-uri", name=name, version=self.version)
-        ).get("artifact_uri", "")
+        uri = json_body(self.client.get_download_uri(name, self.version)).get("artifact_uri", "")
         if uri.startswith("mlflow-artifacts:/"):
             path = uri[len("mlflow-artifacts:/") :].strip("/")
-            response = self.client.get(f"/api/2.0/mlflow-artifacts/artifacts/{quote(path)}/MLmodel")
+            response = self.client.artifact_file(f"{path}/MLmodel")
             if response.ok and "flavors" in response.text:
                 return response.text
         if self.model_id:
-            response = self.client.get(
-                f"/ajax-api/2.0/mlflow/logged-models/{self.model_id}/artifacts/files", artifact_file_path="MLmodel"
-            )
+            response = self.client.logged_model_file(self.model_id, "MLmodel")
             if response.ok and "flavors" in response.text:
                 return response.text
         return None
-
-
-def python_snippet(
-    *, registry_url: str, request: RegistrationRequest, source: str, run_id: str | None, model_id: str | None
-) -> str:
-    """The exact Python that reproduces this registration with bare MLflow; the key comes from the
-    environment (HOKUSAI_API_KEY) and is never written into the snippet."""
-    tags = request.version_tags(run_id)
-    lines = [
-        "import os",
-        "",
-        "from mlflow import MlflowClient",
-        "",
-        "# Your key stays in the environment: export HOKUSAI_API_KEY=hk_... before running this.",
-        'os.environ["MLFLOW_TRACKING_TOKEN"] = os.environ["HOKUSAI_API_KEY"]',
-        f"client = MlflowClient(tracking_uri={registry_url!r}, registry_uri={registry_url!r})",
-        f"name = {request.model_name!r}",
-        "if not client.search_registered_models(filter_string=f\"name = '{name}'\"):",
-        "    client.create_registered_model(name)",
-        "version = client.create_model_version(",
-        "    name=name,",
-        f"    source={source!r},",
-    ]
-    if run_id:
-        lines.append(f"    run_id={run_id!r},")
-    if model_id:
-        lines.append(f"    model_id={model_id!r},")
-    lines += [")", f"tags = {json.dumps(tags, indent=4, sort_keys=False)}", "for key, value in tags.items():"]
-    lines += [
-        "    client.set_model_version_tag(name, version.version, key, value)",
-        'print(f"registered {name} version {version.version}")',
-    ]
-    return "\n".join(lines) + "\n"

@@ -1,4 +1,9 @@
-"""The ONLY module that talks to the registry over the network.
+"""The ONLY module that talks to the registry over the network, and the only one that knows MLflow's
+REST paths and bodies: checks, registration, /healthz and `diagnose` call the typed methods below and read
+answers through `json_body`; nothing else spells an MLflow path.
+
+Every method returns the `requests.Response` as it came (callers diagnose status codes and keep it as
+evidence); `json_body` reads a body that may not be JSON, or not an object, as {}.
 
 Credentials go per request (never via os.environ: two users' checks share one worker); every call
 has its own connect/read timeouts capped by the run's deadline; no retries (MLflow's client defaults
@@ -10,12 +15,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import certifi
 import requests
 from requests.adapters import HTTPAdapter
 
+API = "/api/2.0/mlflow"
+AJAX_API = "/ajax-api/2.0/mlflow"
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 CONNECT_TIMEOUT = 1.5
 READ_TIMEOUT = 2.5
 EVIDENCE_HEADERS = ("Content-Type", "WWW-Authenticate", "Retry-After", "Server", "X-Request-Id", "Location")
@@ -123,6 +131,112 @@ class RegistryClient:
 
     def delete(self, path: str, payload: dict) -> requests.Response:
         return self.request("DELETE", path, json=payload)
+
+    # --- MLflow's REST API, typed --------------------------------------------------------------
+    # Server
+    def health(self) -> requests.Response:
+        return self.get("/health", authenticated=False)
+
+    def version(self) -> requests.Response:
+        return self.get("/version")
+
+    def server_info(self) -> requests.Response:
+        """Public on MLflow 3 (its body names the store type): tells MLflow from another server."""
+        return self.get("/api/3.0/mlflow/server-info", authenticated=False)
+
+    # Tracking
+    def search_experiments(self, *, max_results: int = 1) -> requests.Response:
+        return self.get(f"{API}/experiments/search", max_results=max_results)
+
+    def get_run(self, run_id: str) -> requests.Response:
+        return self.get(f"{API}/runs/get", run_id=run_id)
+
+    def list_artifacts(self, run_id: str, path: str) -> requests.Response:
+        return self.get(f"{API}/artifacts/list", run_id=run_id, path=path)
+
+    def artifact_file(self, path: str) -> requests.Response:
+        """A file through the tracking server's artifact proxy (an mlflow-artifacts:/ URI's path)."""
+        return self.get(f"{ARTIFACTS_API}/{quote(path)}")
+
+    # Logged models (MLflow 3)
+    def get_logged_model(self, model_id: str) -> requests.Response:
+        return self.get(f"{API}/logged-models/{quote(model_id, safe='')}")
+
+    def search_logged_models(self, *, experiment_ids: list, run_id: str, max_results: int = 50) -> requests.Response:
+        return self.post(
+            f"{API}/logged-models/search",
+            {"experiment_ids": experiment_ids, "filter": f"source_run_id = '{run_id}'", "max_results": max_results},
+        )
+
+    def logged_model_files(self, model_id: str, directory: str = "") -> requests.Response:
+        return self.get(
+            f"{AJAX_API}/logged-models/{quote(model_id, safe='')}/artifacts/directories",
+            artifact_directory_path=directory,
+        )
+
+    def logged_model_file(self, model_id: str, path: str) -> requests.Response:
+        return self.get(
+            f"{AJAX_API}/logged-models/{quote(model_id, safe='')}/artifacts/files", artifact_file_path=path
+        )
+
+    # Registered models
+    def search_registered_models(self, *, max_results: int = 1) -> requests.Response:
+        return self.get(f"{API}/registered-models/search", max_results=max_results)
+
+    def get_registered_model(self, name: str) -> requests.Response:
+        return self.get(f"{API}/registered-models/get", name=name)
+
+    def create_registered_model(self, name: str) -> requests.Response:
+        return self.post(f"{API}/registered-models/create", {"name": name})
+
+    def delete_registered_model(self, name: str) -> requests.Response:
+        return self.delete(f"{API}/registered-models/delete", {"name": name})
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> requests.Response:
+        return self.post(f"{API}/registered-models/set-tag", {"name": name, "key": key, "value": value})
+
+    def delete_registered_model_tag(self, name: str, key: str) -> requests.Response:
+        return self.delete(f"{API}/registered-models/delete-tag", {"name": name, "key": key})
+
+    # Model versions
+    def get_model_version(self, name: str, version: str) -> requests.Response:
+        return self.get(f"{API}/model-versions/get", name=name, version=version)
+
+    def search_model_versions(self, filter: str, *, max_results: int | None = None) -> requests.Response:
+        params = {"filter": filter} | ({"max_results": max_results} if max_results else {})
+        return self.get(f"{API}/model-versions/search", **params)
+
+    def create_model_version(
+        self, *, name: str, source: str, tags: dict[str, str], run_id: str | None = None, model_id: str | None = None
+    ) -> requests.Response:
+        payload: dict = {"name": name, "source": source, "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+        if run_id:
+            payload["run_id"] = run_id
+        if model_id:
+            payload["model_id"] = model_id
+        return self.post(f"{API}/model-versions/create", payload)
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> requests.Response:
+        return self.post(
+            f"{API}/model-versions/set-tag", {"name": name, "version": version, "key": key, "value": value}
+        )
+
+    def get_download_uri(self, name: str, version: str) -> requests.Response:
+        return self.get(f"{API}/model-versions/get-download-uri", name=name, version=version)
+
+
+def json_body(response: requests.Response) -> dict:
+    """The body as a dict: {} when it is not JSON or not an object (a proxy's HTML page, a bare list)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def version_tags(version: dict) -> dict[str, str]:
+    """A model version's tags (MLflow sends a list of {key, value}) as a dict."""
+    return {t.get("key"): t.get("value") for t in version.get("tags", []) if isinstance(t, dict)}
 
 
 def response_evidence(response: requests.Response, body_bytes: int = 300) -> dict:

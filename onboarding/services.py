@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -13,9 +14,11 @@ from hokusai_portal.ratelimit import Limited, SlidingWindow
 
 from . import lifecycle
 from .checks import ConnectivityCheck, StepResult
+from .diagnosis import StepStatus
 from .keys import NormalisedKey, key_normalise
 from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration
-from .registration import RegistrationCheck, RegistrationRequest
+from .registration import RegistrationCheck
+from .registration_input import RegistrationRequest
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ class NoApiKey(Exception):
     pass
 
 
-def _key_submission_allowed(user) -> None:
+def _key_submission_allowed(user: AbstractBaseUser) -> None:
     """A sliding window per user: every submission counts, valid or not (a key guesser's tries too)."""
     try:
         KEY_SUBMISSIONS.check(str(user.pk))
@@ -46,7 +49,7 @@ def _key_submission_allowed(user) -> None:
     KEY_SUBMISSIONS.hit(str(user.pk))
 
 
-def api_key_save(*, user, raw_key: str) -> tuple[ApiKey, NormalisedKey]:
+def api_key_save(*, user: AbstractBaseUser, raw_key: str) -> tuple[ApiKey, NormalisedKey]:
     """Validate and store the key encrypted (always with the current first encryption key).
 
     Raises KeySubmissionRateLimited or keys.KeyFormatError; nothing is saved then."""
@@ -65,7 +68,7 @@ def api_key_save(*, user, raw_key: str) -> tuple[ApiKey, NormalisedKey]:
     return api_key, normalised
 
 
-def api_key_forget(*, user) -> bool:
+def api_key_forget(*, user: AbstractBaseUser) -> bool:
     deleted, _ = ApiKey.objects.filter(user=user).delete()
     logger.info("api key forgotten user=%s deleted=%s", user.pk, bool(deleted))
     return bool(deleted)
@@ -79,19 +82,28 @@ def api_key_reveal(api_key: ApiKey) -> str:
     return plain
 
 
-def connectivity_check_start(*, user, model_name: str = "") -> CheckRun:
+def _saved_key(user: AbstractBaseUser) -> ApiKey:
     api_key = ApiKey.objects.filter(user=user).first()
     if api_key is None:
         raise NoApiKey("Save your API key first.")
-    now = timezone.now()
-    run = CheckRun.objects.create(
+    return api_key
+
+
+def _check_run_new(*, user: AbstractBaseUser, kind: str, api_key: ApiKey, model_name: str) -> CheckRun:
+    """A queued run against the configured registry; its queue grace starts now (see lifecycle)."""
+    return CheckRun.objects.create(
         user=user,
-        kind=CheckRun.Kind.CONNECTIVITY,
+        kind=kind,
         registry_url=settings.HOKUSAI_REGISTRY_URL,
         key_masked=api_key.masked,
         model_name=model_name.strip(),
-        deadline_at=now + timedelta(seconds=lifecycle.QUEUE_GRACE_SECONDS),
+        deadline_at=timezone.now() + timedelta(seconds=lifecycle.QUEUE_GRACE_SECONDS),
     )
+
+
+def connectivity_check_start(*, user: AbstractBaseUser, model_name: str = "") -> CheckRun:
+    api_key = _saved_key(user)
+    run = _check_run_new(user=user, kind=CheckRun.Kind.CONNECTIVITY, api_key=api_key, model_name=model_name)
     transaction.on_commit(lambda: check_run_enqueue(run_id=run.pk))
     return run
 
@@ -124,26 +136,18 @@ def registration_request_of(registration: Registration) -> RegistrationRequest:
     return RegistrationRequest(**{name: getattr(registration, name) for name in RegistrationRequest.STORED_FIELDS})
 
 
-def registration_start(*, user, request: RegistrationRequest) -> Registration:
+def registration_start(*, user: AbstractBaseUser, request: RegistrationRequest) -> Registration:
     """Queue a registration. The same request again (double click, browser retry, concurrent submit)
     returns the registration already under way or done, never a second one."""
-    api_key = ApiKey.objects.filter(user=user).first()
-    if api_key is None:
-        raise NoApiKey("Save your API key first.")
+    api_key = _saved_key(user)
     idempotency_key = request.idempotency_key(user.pk)
     existing = Registration.objects.filter(idempotency_key=idempotency_key, failed=False).first()
     if existing is not None:
         return existing
-    now = timezone.now()
     try:
         with transaction.atomic():
-            run = CheckRun.objects.create(
-                user=user,
-                kind=CheckRun.Kind.REGISTRATION,
-                registry_url=settings.HOKUSAI_REGISTRY_URL,
-                key_masked=api_key.masked,
-                model_name=request.model_name,
-                deadline_at=now + timedelta(seconds=lifecycle.QUEUE_GRACE_SECONDS),
+            run = _check_run_new(
+                user=user, kind=CheckRun.Kind.REGISTRATION, api_key=api_key, model_name=request.model_name
             )
             registration = Registration.objects.create(
                 user=user, check_run=run, idempotency_key=idempotency_key, **request.stored_fields()
@@ -198,7 +202,7 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
         except Exception as again:
             logger.error("check run %s: its cause could not be saved either (%s)", run.pk, type(again).__name__)
         return None
-    failure = next((r for r in results if r.status == "fail"), None)
+    failure = next((r for r in results if r.status == StepStatus.FAIL), None)
     with transaction.atomic():
         finished = lifecycle.check_run_finish(
             run=run,
@@ -222,7 +226,7 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
     return run
 
 
-def progress_mark(*, user, milestone: str, at=None) -> None:
+def progress_mark(*, user: AbstractBaseUser, milestone: str, at=None) -> None:
     """Record the first time `user` reached `milestone` (later times never overwrite it)."""
     at = at or timezone.now()
     progress, _ = DeveloperProgress.objects.get_or_create(user=user, defaults={"signed_up_at": user.date_joined})

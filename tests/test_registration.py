@@ -12,7 +12,9 @@ from django.urls import reverse
 
 from onboarding import services
 from onboarding.models import CheckRun, Registration
-from onboarding.registration import IDEMPOTENCY_TAG, RegistrationCheck, python_snippet, registration_validate
+from onboarding.registration import RegistrationCheck
+from onboarding.registration_input import IDEMPOTENCY_TAG, registration_validate
+from onboarding.snippet import python_snippet
 from tests.conftest import ROOT, key_appears_in_database, wait_for_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -251,22 +253,35 @@ def test_registration_waits_for_a_passed_connectivity_check(client, alice):
     assert client.get(reverse("onboarding:registration"))["Location"] == reverse("onboarding:key")
 
 
-@pytest.mark.parametrize("source_kind", ["runs", "logged_model"])
+@pytest.mark.parametrize("source_kind", ["runs", "logged_model", "model_version"])
 def test_every_snippet_the_portal_renders_runs_against_the_devstack(devstack, devstack_keys, source_kind):
+    """The snippet is built from what the engine resolved for each kind of model URI (as the result page
+    builds it), then run with bare MLflow: it registers a version with the same tags."""
     state = devstack.state()
-    name = f"Snippet_{source_kind}"
-    uri = f"runs:/{state['run_id']}/model" if source_kind == "runs" else f"models:/{state['logged_model_id']}"
+    uri = {
+        "runs": f"runs:/{state['run_id']}/model",
+        "logged_model": f"models:/{state['logged_model_id']}",
+        "model_version": "models:/Snippet_base/1",
+    }[source_kind]
+    if source_kind == "model_version":  # a version to point at
+        base = registration_validate(model_uri=f"models:/{state['logged_model_id']}", model_name="Snippet_base",
+                                     token_id="LSCOR", metric_name="accuracy", baseline_value="0.92")  # fmt: skip
+        RegistrationCheck(devstack.url, devstack_keys["writer"], base, idempotency_key="snippet-base").run()
     request = registration_validate(
-        model_uri=uri, model_name=name, token_id="LSCOR", metric_name="accuracy", baseline_value="0.92"
-    )
-    run_id = state["run_id"]
+        model_uri=uri, model_name=f"Portal_{source_kind}", token_id="LSCOR", metric_name="accuracy",
+        baseline_value="0.92",
+    )  # fmt: skip
+    engine = RegistrationCheck(devstack.url, devstack_keys["writer"], request, idempotency_key=f"snip-{source_kind}")
+    assert {r.name: r.status for r in engine.run()}["verify"] == "pass"
+    name = f"Snippet_{source_kind}"
     snippet = python_snippet(
         registry_url=devstack.url,
-        request=request,
-        source=f"models:/{state['logged_model_id']}",
-        run_id=run_id,
-        model_id=state["logged_model_id"],
-    )
+        request=registration_validate(model_uri=uri, model_name=name, token_id="LSCOR", metric_name="accuracy",
+                                      baseline_value="0.92"),  # fmt: skip
+        source=engine.source, run_id=engine.run_id, model_id=engine.model_id,
+    )  # fmt: skip
+    assert f"source={engine.source!r}" in snippet
+    assert ("run_id=" in snippet) == bool(engine.run_id) and ("model_id=" in snippet) == bool(engine.model_id)
     assert devstack_keys["writer"] not in snippet
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(HOKUSAI_API_KEY=devstack_keys["writer"], MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
@@ -276,7 +291,8 @@ def test_every_snippet_the_portal_renders_runs_against_the_devstack(devstack, de
     version = mlflow_get(devstack, devstack_keys["writer"], "model-versions/get", name=name, version="1").json()[
         "model_version"
     ]
-    assert {t["key"]: t["value"] for t in version["tags"]} == request.version_tags(run_id)
+    assert {t["key"]: t["value"] for t in version["tags"]} == request.version_tags(engine.run_id)
+    assert version["source"] == engine.source
 
 
 def test_register_command_registers_and_prints_json(devstack, devstack_keys):
@@ -298,3 +314,29 @@ def test_register_command_registers_and_prints_json(devstack, devstack_keys):
     assert devstack_keys["writer"] not in result.stdout + result.stderr
     again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(again.stdout)["result"]["version"] == "1"  # idempotent
+
+
+def test_a_token_id_already_on_another_model_is_its_own_warning(devstack, devstack_keys):
+    """Was status WARN with cause OK (so nothing could group or count it); it names no other model."""
+
+    def register(name):
+        request = registration_validate(
+            model_uri=f"runs:/{devstack.state()['run_id']}/model", model_name=name,
+            token_id="SHARED-TOKEN", metric_name="accuracy", baseline_value="0.92",
+        )  # fmt: skip
+        return {r.name: r for r in RegistrationCheck(devstack.url, devstack_keys["writer"], request,
+                                                     idempotency_key=f"token-{name}").run()}  # fmt: skip
+
+    assert register("Token_First")["token_id"].cause == "OK"
+    second = register("Token_Second")
+    assert (second["token_id"].status, second["token_id"].cause) == ("warn", "TOKEN_ID_IN_USE")
+    assert "Token_First" not in second["token_id"].message + str(second["token_id"].evidence)
+    assert second["register"].status == "pass"  # a warning does not stop the registration
+
+
+def test_an_invalid_token_id_carries_its_cause_code(client, alice, devstack, devstack_keys, settings):
+    ready_to_register(alice, devstack, devstack_keys["writer"], settings)
+    client.force_login(alice)
+    page = client.post(reverse("onboarding:registration"), form_data(devstack, token_id="-bad")).content.decode()
+    assert 'data-field="token_id" data-cause="TOKEN_ID_INVALID"' in page
+    assert 'data-cause="required"' not in client.post(reverse("onboarding:registration"), {}).content.decode()

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from onboarding.management.cli import StepCommand, read_api_key, registry_url_argument
-from onboarding.registration import RegistrationCheck, RegistrationInputError, registration_validate
+from onboarding.registration import RegistrationCheck
+from onboarding.registration_input import RegistrationInputError, registration_validate
 
 
 class Command(StepCommand):
@@ -41,7 +42,11 @@ class Command(StepCommand):
         except RegistrationInputError as error:
             options_named = {"metric_name": "metric", "baseline_value": "baseline", "extra_tags": "tag"}
             raise CommandError(
-                "; ".join(f"--{options_named.get(k, k).replace('_', '-')}: {v}" for k, v in error.errors.items())
+                "; ".join(
+                    f"--{options_named.get(k, k).replace('_', '-')}: {v}"
+                    + (f" ({error.causes[k]})" if k in error.causes else "")
+                    for k, v in error.errors.items()
+                )
             ) from None
         for warning in request.warnings:
             self.stderr.write(f"warning: {warning}")
