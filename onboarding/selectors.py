@@ -1,17 +1,16 @@
 """Onboarding reads. Every read of a run goes through here so ownership is checked in one place."""
 
-from datetime import datetime, time
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 
 from accounts.roles import Role, has_role
 from hokusai_portal import query as query_values
 
-from .models import ApiKey, CheckRun, Registration
-from .registration import python_snippet
+from .diagnosis import StepStatus
+from .models import ApiKey, CheckRun, CheckStep, Registration
+from .snippet import python_snippet
 
 WIZARD_STEPS = [("key", "Key"), ("connectivity", "Connectivity"), ("registration", "Registration"), ("done", "Done")]
 
@@ -38,7 +37,7 @@ def check_runs_filtered(runs: QuerySet[CheckRun], filters: dict) -> QuerySet[Che
         runs = runs.filter(cause=filters["cause"])
     if filters["since"]:
         runs = runs.filter(
-            created_at__gte=datetime.combine(filters["since"], time.min, tzinfo=timezone.get_current_timezone())
+            created_at__gte=query_values.local_midnight(filters["since"])
         )
     if filters["failed"]:
         runs = runs.filter(status__in=CheckRun.UNSUCCESSFUL)
@@ -134,3 +133,13 @@ def registration_result(*, run: CheckRun) -> dict:
 def check_run_queued_ahead(*, run: CheckRun) -> int:
     """How many queued runs were submitted before this one (the page's "n ahead")."""
     return CheckRun.objects.filter(status=CheckRun.Status.QUEUED, created_at__lt=run.created_at).count()
+
+
+def check_run_failing_step(*, run: CheckRun) -> CheckStep | None:
+    return next((step for step in run.steps.all() if step.status == StepStatus.FAIL), None)
+
+
+def check_run_server_version(*, run: CheckRun) -> str:
+    """The MLflow version the identity step read ("" when it could not)."""
+    identity = next((step for step in run.steps.all() if step.name == "identity"), None)
+    return str((identity.evidence or {}).get("version", "")) if identity else ""

@@ -3,8 +3,11 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from accounts.roles import Role, has_role, role_required
+from hokusai_portal.htmx import HtmxHttpRequest
+from triage import reports
 
 from . import selectors, services
 from .diagnosis import CAUSES
@@ -70,7 +73,7 @@ def connectivity(request: HttpRequest):
 
 
 @role_required(Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # read-only for others: the forms are the owner's
-def check_run(request: HttpRequest, run_id: int):
+def check_run(request: HtmxHttpRequest, run_id: int):
     run = selectors.check_run_get_for(user=request.user, run_id=run_id)
     context = {
         "run": run,
@@ -80,7 +83,10 @@ def check_run(request: HttpRequest, run_id: int):
         **selectors.registration_result(run=run),
     }
     if request.htmx:
-        return render(request, "onboarding/check_run.html#run", context)
+        response = render(request, "onboarding/check_run.html#run", context)
+        if run.is_finished:  # 286: htmx stops polling (and still swaps in the final state)
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
     state = selectors.onboarding_state(user=request.user)
     current = "registration" if run.kind == run.Kind.REGISTRATION else "connectivity"
     if current == "registration" and run.status == run.Status.PASSED:
@@ -141,17 +147,15 @@ def registration(request: HttpRequest):
 @onboarding_role
 @require_POST
 def report_problem(request: HttpRequest, run_id: int):
-    from triage.services import ReportError, problem_report
-
     run = selectors.check_run_owned_by(user=request.user, run_id=run_id)
     try:
-        investigation, created = problem_report(
+        investigation, created = reports.problem_report(
             run=run,
             reporter=request.user,
             consent_rerun=request.POST.get("consent_rerun") == "on",
             note=request.POST.get("note", "")[:5000],
         )
-    except ReportError as error:
+    except reports.ReportError as error:
         messages.error(request, str(error))
         return redirect("onboarding:check_run", run_id=run_id)
     if created:

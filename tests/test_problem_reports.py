@@ -9,7 +9,7 @@ from accounts.services import user_create
 from onboarding import services as onboarding
 from onboarding.models import CheckRun
 from tests.conftest import PASSWORD, key_appears_in_database, wait_for_run
-from triage import services
+from triage import reports, services
 from triage.models import Investigation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -129,18 +129,18 @@ def test_two_first_reports_at_once_open_one_investigation(alice, dave, monkeypat
         )  # fmt: skip
         run.steps.create(position=1, name="auth", title="Authentication", status="fail", cause=run.cause, message="403")
         runs.append(run)
-    create = services.investigation_create
+    create = reports.investigation_create
 
     def slow_create(**kwargs):  # widen the window between "none open yet" and the new row's commit
         time.sleep(0.5)
         return create(**kwargs)
 
-    monkeypatch.setattr(services, "investigation_create", slow_create)
+    monkeypatch.setattr(reports, "investigation_create", slow_create)
     errors = []
 
     def report_run(run):
         try:
-            services.problem_report(run=run, reporter=run.user)
+            reports.problem_report(run=run, reporter=run.user)
         except Exception as exc:  # pragma: no cover - shown by the assert below
             errors.append(exc)
         finally:

@@ -2,16 +2,16 @@
 every change lands in the append-only timeline."""
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from hokusai_portal.locks import transaction_lock
-from hokusai_portal.redaction import redact
+from hokusai_portal.query import local_midnight
+from hokusai_portal.redaction import redact_value
 
 from .markdown_io import Plan, parse_plan
-from .models import ActionItem, Component, Finding, Investigation, Report, TimelineEvent
+from .models import ActionItem, Component, Finding, Investigation, TimelineEvent
 
 S = Investigation.Status
 # Validated transitions: no skipping ahead; resolving from anywhere open needs a resolution.
@@ -43,15 +43,12 @@ class Redactions:
     fields: list[str] = field(default_factory=list)
 
     def clean(self, label: str, value):
-        if isinstance(value, str):
-            cleaned, found = redact(value)
-            if found:
-                self.count += found
-                self.fields.append(label)
-            return cleaned
-        if isinstance(value, dict):
-            return {k: self.clean(f"{label}.{k}", v) for k, v in value.items()}
-        return value
+        """`value` (text, or a JSON field's dicts and lists) with keys masked; counts what was found."""
+        cleaned, found = redact_value(value)
+        if found:
+            self.count += found
+            self.fields.append(label)
+        return cleaned
 
     @property
     def message(self) -> str:
@@ -62,7 +59,7 @@ class Redactions:
 
 
 def _event(
-    investigation, actor, subject: str, old="", new="", *, kind=TimelineEvent.Kind.CHANGE, body="", internal=True
+    investigation, actor: AbstractBaseUser | None, subject: str, old="", new="", *, kind=TimelineEvent.Kind.CHANGE, body="", internal=True
 ):
     return TimelineEvent.objects.create(
         investigation=investigation, actor=actor, kind=kind, subject=subject,
@@ -72,7 +69,7 @@ def _event(
 
 @transaction.atomic
 def investigation_create(
-    *, actor, data: dict, findings: list[dict] = (), action_items: list[dict] = (), component_names: list[str] = ()
+    *, actor: AbstractBaseUser | None, data: dict, findings: list[dict] = (), action_items: list[dict] = (), component_names: list[str] = ()
 ) -> tuple[Investigation, Redactions]:
     redactions = Redactions()
     values = {key: redactions.clean(key, value) for key, value in data.items()}
@@ -96,7 +93,7 @@ def investigation_create(
 
 
 @transaction.atomic
-def investigation_update(*, investigation: Investigation, actor, **fields) -> Redactions:
+def investigation_update(*, investigation: Investigation, actor: AbstractBaseUser | None, **fields) -> Redactions:
     """Change plain fields (not status: use investigation_transition), one timeline event per change."""
     redactions = Redactions()
     changed = []
@@ -113,7 +110,7 @@ def investigation_update(*, investigation: Investigation, actor, **fields) -> Re
 
 
 @transaction.atomic
-def investigation_set_components(*, investigation: Investigation, actor, components) -> None:
+def investigation_set_components(*, investigation: Investigation, actor: AbstractBaseUser | None, components) -> None:
     old = sorted(investigation.components.values_list("name", flat=True))
     new = sorted(c.name for c in components)
     if old != new:
@@ -123,7 +120,7 @@ def investigation_set_components(*, investigation: Investigation, actor, compone
 
 @transaction.atomic
 def investigation_transition(
-    *, investigation: Investigation, actor, status: str, resolution: str = "", duplicate_of: Investigation | None = None
+    *, investigation: Investigation, actor: AbstractBaseUser | None, status: str, resolution: str = "", duplicate_of: Investigation | None = None
 ) -> Investigation:
     current = investigation.status
     if status == current:
@@ -164,7 +161,7 @@ def investigation_transition(
 
 
 @transaction.atomic
-def finding_set_status(*, finding: Finding, actor, status: str, reason: str = "") -> Finding:
+def finding_set_status(*, finding: Finding, actor: AbstractBaseUser | None, status: str, reason: str = "") -> Finding:
     redactions = Redactions()
     reason = redactions.clean("verdict_reason", reason.strip())
     if status in Finding.VERDICTS and not reason:
@@ -182,7 +179,7 @@ def finding_set_status(*, finding: Finding, actor, status: str, reason: str = ""
 
 
 @transaction.atomic
-def action_item_toggle(*, item: ActionItem, actor) -> ActionItem:
+def action_item_toggle(*, item: ActionItem, actor: AbstractBaseUser | None) -> ActionItem:
     item.done = not item.done
     item.save(update_fields=["done"])
     _event(
@@ -196,7 +193,7 @@ def action_item_toggle(*, item: ActionItem, actor) -> ActionItem:
 
 
 def comment_add(
-    *, investigation: Investigation, actor, body: str, internal: bool = True
+    *, investigation: Investigation, actor: AbstractBaseUser | None, body: str, internal: bool = True
 ) -> tuple[TimelineEvent, Redactions]:
     redactions = Redactions()
     body = redactions.clean("comment", body.strip())
@@ -220,7 +217,7 @@ def _fit(model, values: dict, shortened: list[str], label: str = "") -> dict:
 
 
 @transaction.atomic
-def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Redactions, Plan]:
+def investigation_import(*, actor: AbstractBaseUser | None, raw: bytes | str) -> tuple[Investigation, Redactions, Plan]:
     """A Markdown plan -> a structured investigation, all or nothing. Raises markdown_io.PlanError.
     Over-long values are shortened to fit, and `plan.shortened` says which."""
     plan = parse_plan(raw)
@@ -235,7 +232,7 @@ def investigation_import(*, actor, raw: bytes | str) -> tuple[Investigation, Red
     }  # fmt: skip
     data = _fit(Investigation, data, plan.shortened)
     if plan.created:
-        data["created_at"] = datetime.combine(plan.created, time(), tzinfo=UTC)
+        data["created_at"] = local_midnight(plan.created)  # the day the plan says, in the portal's time zone
     if plan.status in (S.RESOLVED, S.CLOSED):
         data["resolved_at"] = data.get("created_at") or timezone.now()
     finding_fields = ("title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence")
@@ -278,151 +275,3 @@ def investigation_plan(investigation: Investigation):
         review_cadence=investigation.review_cadence, component_details=investigation.component_details,
         notes=list(investigation.notes),
     )  # fmt: skip
-
-
-CAUSE_COMPONENTS = {
-    "AUTH_KEY_REJECTED": ["Auth service"],
-    "AUTH_SERVICE_UNAVAILABLE": ["Auth service"],
-    "AUTH_SCHEME_MISMATCH": ["MLflow auth config", "API gateway"],
-    "REGISTRY_ADMIN_REQUIRED": ["API gateway"],
-    "WRITE_PERMISSION_DENIED": ["API gateway"],
-    "PERMISSION_DENIED": ["API gateway"],
-    "RATE_LIMITED": ["API gateway"],
-    "KEY_FORMAT_INVALID": ["Website docs"],
-    "RUN_NOT_FOUND": ["SDK registry"],
-    "MODEL_ARTIFACT_MISSING": ["SDK registry"],
-    "METRIC_NOT_FOUND": ["SDK registry"],
-}
-URGENT_CAUSES = {
-    "REGISTRY_UNAVAILABLE",
-    "AUTH_SERVICE_UNAVAILABLE",
-    "REGISTRY_ADMIN_REQUIRED",
-    "TLS_CERT_INVALID",
-    "WORKER_LOST",
-}
-
-
-class ReportError(ValueError):
-    pass
-
-
-def run_fingerprint(run) -> str:
-    """step + cause code + server version: failures that share it are one problem (Sentry-style grouping)."""
-    steps = list(run.steps.all())
-    failing = next((s for s in steps if s.status == "fail"), None)
-    identity = next((s for s in steps if s.name == "identity"), None)
-    version = (identity.evidence or {}).get("version", "") if identity else ""
-    return f"{run.kind}:{failing.name if failing else 'run'}:{run.cause}:{version or 'unknown'}"
-
-
-def _steps_markdown(run) -> str:
-    """The reporter's own evidence: their check's number, masked key and each step's message."""
-    lines = [f"Check #{run.pk} ({run.get_kind_display()}) against `{run.registry_url}`, key `{run.key_masked}`:", ""]
-    for step in run.steps.all():
-        lines.append(f"- **{step.title}**: {step.status} `{step.cause}` ({step.duration_ms} ms) — {step.message}")
-        if step.evidence and step.status in ("fail", "warn"):
-            evidence = ", ".join(f"{k}={str(v)[:160]}" for k, v in step.evidence.items())
-            lines.append(f"  - evidence: {evidence}")
-    return "\n".join(lines)
-
-
-def _steps_public(run) -> str:
-    """What every reporter of the investigation may read: the steps' outcomes and causes, against which
-    registry. No check number, key, model name or step message: those are one reporter's."""
-    lines = [f"A {run.get_kind_display().lower()} check against `{run.registry_url}`:", ""]
-    lines += [f"- **{step.title}**: {step.status} `{step.cause}`" for step in run.steps.all()]
-    return "\n".join(lines)
-
-
-@transaction.atomic
-def problem_report(*, run, reporter, consent_rerun: bool = False, note: str = "") -> tuple[Investigation, bool]:
-    """Attach a failed run to the open investigation with its fingerprint, or open one. Returns (investigation, created).
-
-    The investigation gets only what every reporter may read (the cause, its remedy, the steps' outcomes);
-    the note and the check's own evidence go on this reporter's Report."""
-    from onboarding.models import CheckRun
-
-    if run.user_id != reporter.pk:
-        raise ReportError("You can only report your own checks.")
-    if run.status not in CheckRun.UNSUCCESSFUL:
-        raise ReportError("Only a failed check can be reported.")
-    fingerprint = run_fingerprint(run)
-    redactions = Redactions()
-    evidence = redactions.clean("evidence", _steps_markdown(run))
-    note = redactions.clean("note", note.strip())
-    transaction_lock(f"triage.fingerprint:{fingerprint}")  # two first reports at once: one investigation
-    investigation = (
-        Investigation.objects.select_for_update()
-        .filter(fingerprint=fingerprint, status__in=Investigation.OPEN_STATUSES)
-        .order_by("created_at")
-        .first()
-    )
-    created = investigation is None
-    failing = run.steps.filter(status="fail").first()
-    if created:
-        from onboarding.diagnosis import CAUSES
-
-        message, remedy = CAUSES.get(run.cause, ("", ""))
-        step_title = failing.title if failing else "The check"
-        identity = run.steps.filter(name="identity").first()
-        investigation, _ = investigation_create(
-            actor=reporter,
-            data={
-                "title": f"{step_title} fails with {run.cause}",
-                "summary": f"{message} Reported from a failed {run.get_kind_display().lower()} check.",
-                "severity": "high" if run.cause in URGENT_CAUSES else "medium",
-                "fingerprint": fingerprint,
-                "reporter": reporter,
-                "environment": {
-                    "extra": {
-                        "registry": run.registry_url,
-                        "server version": ((identity.evidence or {}).get("version", "") if identity else "")
-                        or "unknown",
-                    }
-                },
-            },
-            findings=[
-                {
-                    "title": f"{step_title}: {run.cause}",
-                    "description": f"{message}\n\nRemedy shown to the user: {remedy}",
-                    "status": "reported",
-                    "evidence": _steps_public(run),
-                }
-            ],  # fmt: skip
-            component_names=CAUSE_COMPONENTS.get(run.cause, ["MLflow tracking server"]),
-        )
-    Report.objects.update_or_create(
-        investigation=investigation,
-        reporter=reporter,
-        defaults={"check_run": run, "consent_rerun": consent_rerun, "note": note, "evidence": evidence},
-    )
-    _event(  # internal: it names the reporter and their check
-        investigation, reporter, "report", new=f"check #{run.pk} by {reporter.get_username()}",
-        body=evidence + (f"\n\n{note}" if note else ""),
-    )  # fmt: skip
-    return investigation, created
-
-
-@transaction.atomic
-def problem_report_rerun(*, report: Report, actor):
-    """Support re-runs the reporter's connectivity check with the reporter's saved key (they consented)."""
-    from onboarding.services import NoApiKey, connectivity_check_start
-
-    if not report.consent_rerun:
-        raise ReportError("The reporter did not agree to checks being re-run for them.")
-    try:
-        run = connectivity_check_start(
-            user=report.reporter, model_name=report.check_run.model_name if report.check_run else ""
-        )
-    except NoApiKey:
-        raise ReportError(
-            f"{report.reporter.get_username()} has no saved key any more: ask them to run the check."
-        ) from None
-    _event(
-        report.investigation,
-        actor,
-        "re-run",
-        new=f"check #{run.pk} for {report.reporter.get_username()}",
-        internal=False,
-    )
-    return run

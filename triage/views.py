@@ -7,8 +7,9 @@ from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import Role, has_role, role_required
+from hokusai_portal.htmx import HtmxHttpRequest
 
-from . import selectors, services
+from . import reports, selectors, services
 from .forms import CommentForm, FindingStatusForm, ImportForm, InvestigationForm, TransitionForm
 from .markdown_io import PlanError, export_plan
 from .models import ActionItem, Finding, Investigation, Report
@@ -46,7 +47,7 @@ def _tell_redactions(request, redactions) -> None:
 
 
 @staff_read
-def index(request: HttpRequest, queue: bool = False):
+def index(request: HtmxHttpRequest, queue: bool = False):
     filters = selectors.investigation_filters(request.GET)
     if queue:
         filters.update(owner="me", status=filters.get("status") or "open")
@@ -63,6 +64,11 @@ def index(request: HttpRequest, queue: bool = False):
     query.pop("page", None)
     context = {
         "page": page,
+        "page_summary": (
+            f"more than {paginator.count} investigations match: narrow the search to see them all"
+            if paginator.capped
+            else f"{paginator.count} investigations"
+        ),
         "filters": filters,
         "query": query.urlencode(),
         "queue": queue,
@@ -169,7 +175,7 @@ def transition(request: HttpRequest, pk: int):
 
 @support_only
 @require_POST
-def finding_status(request: HttpRequest, pk: int):
+def finding_status(request: HtmxHttpRequest, pk: int):
     finding = get_object_or_404(Finding.objects.select_related("investigation"), pk=pk)
     form = FindingStatusForm(request.POST)
     error = ""
@@ -200,7 +206,7 @@ def finding_status(request: HttpRequest, pk: int):
 
 @support_only
 @require_POST
-def action_toggle(request: HttpRequest, pk: int):
+def action_toggle(request: HtmxHttpRequest, pk: int):
     item = get_object_or_404(ActionItem.objects.select_related("investigation"), pk=pk)
     services.action_item_toggle(item=item, actor=request.user)
     if request.htmx:
@@ -280,8 +286,8 @@ def my_reports(request: HttpRequest):
 def rerun(request: HttpRequest, pk: int):
     report = get_object_or_404(Report.objects.select_related("investigation", "reporter", "check_run"), pk=pk)
     try:
-        run = services.problem_report_rerun(report=report, actor=request.user)
-    except services.ReportError as error:
+        run = reports.problem_report_rerun(report=report, actor=request.user)
+    except reports.ReportError as error:
         messages.error(request, str(error))
         return redirect("triage:detail", pk=report.investigation_id)
     messages.success(request, f"Re-running the check for {report.reporter.get_username()}.")
