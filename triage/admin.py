@@ -1,5 +1,10 @@
-from django.contrib import admin
+"""The admin for what the portal's pages do not reach. Writes that the workflow owns go through the
+services (a timeline event per change, keys redacted); the workflow's own fields (status, resolution,
+verdicts) are read-only here: change them on the investigation's page, where transitions are checked."""
 
+from django.contrib import admin, messages
+
+from . import services
 from .models import ActionItem, Component, Finding, Investigation, InvestigationStat, Report, TimelineEvent
 
 
@@ -9,9 +14,14 @@ class ComponentAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+WORKFLOW_FIELDS = ["status", "resolution", "duplicate_of", "resolved_at", "created_at", "fingerprint", "reporter"]
+FINDING_VERDICT_FIELDS = ["status", "verdict_reason"]
+
+
 class FindingInline(admin.StackedInline):
     model = Finding
     extra = 0
+    readonly_fields = FINDING_VERDICT_FIELDS
 
 
 class ActionItemInline(admin.TabularInline):
@@ -26,10 +36,33 @@ class InvestigationAdmin(admin.ModelAdmin):
     list_filter = ["status", "severity", "resolution", "components"]
     search_fields = ["title", "summary"]
     list_select_related = ["owner"]
-    raw_id_fields = ["owner", "reporter", "duplicate_of"]
+    raw_id_fields = ["owner"]
+    readonly_fields = WORKFLOW_FIELDS
     filter_horizontal = ["components"]
     inlines = [FindingInline, ActionItemInline]
     date_hierarchy = "created_at"
+
+    def save_model(self, request, obj, form, change):
+        plain = {name: form.cleaned_data[name] for name in form.changed_data if name != "components"}
+        if change:
+            current = Investigation.objects.get(pk=obj.pk)
+            redactions = services.investigation_update(investigation=current, actor=request.user, **plain)
+            obj.refresh_from_db()
+        else:
+            fields = {name: form.cleaned_data[name] for name in form.cleaned_data if name != "components"}
+            created, redactions = services.investigation_create(actor=request.user, data=fields)
+            obj.pk, obj._state.adding, obj._state.db = created.pk, False, created._state.db
+            obj.refresh_from_db()
+        if redactions.count:
+            self.message_user(request, redactions.message, messages.WARNING)
+
+    def save_related(self, request, form, formsets, change):
+        investigation = form.instance
+        services.investigation_set_components(
+            investigation=investigation, actor=request.user, components=list(form.cleaned_data.get("components", []))
+        )
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
 
 @admin.register(Finding)
@@ -38,6 +71,7 @@ class FindingAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["title"]
     raw_id_fields = ["investigation"]
+    readonly_fields = FINDING_VERDICT_FIELDS  # verdicts need a reason and leave a timeline event: the page does that
 
 
 @admin.register(ActionItem)
