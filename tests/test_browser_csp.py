@@ -63,6 +63,12 @@ def test_pages_keep_to_the_policy_and_still_work(browser_page, live_server, alic
     page.get_by_role("button", name="Toggle Tick me").click()
     page.locator('li[data-done="true"]').wait_for()
     seen["after the htmx toggle"] = page.evaluate("window.__csp")
+    # A filter change swaps the results in place: one #results, not one nested in another per change.
+    visit(reverse("triage:index"))
+    for status in ("investigating", "resolved", ""):
+        page.locator("select[name=status]").select_option(status)
+        page.wait_for_load_state("networkidle")
+    assert page.locator("#results").count() == 1
     assert {path: refused for path, refused in seen.items() if refused} == {}
 
 
