@@ -108,6 +108,15 @@ def test_basic_auth_still_works_for_the_mlflow_admin(devstack):
 
 
 def test_keys_are_stored_hashed(devstack, devstack_keys):
-    stored = (devstack.data_dir / "keys.json").read_text()
-    for key in devstack_keys.values():
-        assert key not in stored
+    """Each key is stored as its SHA-256 (so the gateway can still find it), never in clear or encoded."""
+    import base64
+    import hashlib
+    import json
+
+    raw = (devstack.data_dir / "keys.json").read_text()
+    stored = json.loads(raw)
+    for role, key in devstack_keys.items():
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        assert digest in stored, role  # found by its hash
+        assert key not in raw and base64.b64encode(key.encode()).decode() not in raw and key[::-1] not in raw
+    assert all(len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) for digest in stored)
