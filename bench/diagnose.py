@@ -117,14 +117,35 @@ def web_submit_to_verdict(stack: Devstack, key: str, broker: str, runs: int) -> 
     port = free_port()
     env = dict(os.environ, CELERY_BROKER_URL=broker, HOKUSAI_REGISTRY_URL=stack.url)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "hokusai_portal", "worker", "--pool", "threads", "-c", "4", "-l", "WARNING",
-         "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "hokusai_portal",
+            "worker",
+            "--pool",
+            "threads",
+            "-c",
+            "4",
+            "-l",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     web = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         session = requests.Session()

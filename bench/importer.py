@@ -70,10 +70,22 @@ def main() -> None:
     user_create(username=username, email=f"{username}@example.com", password=PASSWORD, role=Role.SUPPORT)
     port = free_port()
     gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "hokusai_portal.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "4", "--timeout", "600"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "hokusai_portal.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--timeout",
+            "600",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     session = requests.Session()
     try:
@@ -87,17 +99,23 @@ def main() -> None:
                 time.sleep(0.2)
         login = session.get(f"{base}/accounts/login/", timeout=30)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
-        session.post(f"{base}/accounts/login/", {"username": username, "password": PASSWORD,
-                                                 "csrfmiddlewaretoken": token}, timeout=30)  # fmt: skip
+        session.post(
+            f"{base}/accounts/login/",
+            {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token},
+            timeout=30,
+        )
 
         def import_and_open(text: str) -> tuple[float, float, int]:
             page = session.get(f"{base}/triage/import/", timeout=30)
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
             started = time.perf_counter()
             answer = session.post(
-                f"{base}/triage/import/", data={"csrfmiddlewaretoken": token},
-                files={"file": ("plan.md", text.encode())}, allow_redirects=False, timeout=600,
-            )  # fmt: skip
+                f"{base}/triage/import/",
+                data={"csrfmiddlewaretoken": token},
+                files={"file": ("plan.md", text.encode())},
+                allow_redirects=False,
+                timeout=600,
+            )
             imported = time.perf_counter() - started
             if answer.status_code != 302:
                 return imported, 0.0, answer.status_code
@@ -116,7 +134,9 @@ def main() -> None:
                 post = statistics.median(r[0] for r in runs)
                 get = statistics.median(r[1] for r in runs)
                 total = post + get
-                print(f"| {kind} × {n:,} | {len(text.encode()) // 1024} KiB | {post:.2f} s | {get:.2f} s | {runs[0][2]} |")
+                print(
+                    f"| {kind} × {n:,} | {len(text.encode()) // 1024} KiB | {post:.2f} s | {get:.2f} s | {runs[0][2]} |"
+                )
                 if total > worst[0]:
                     worst = (total, kind, len(text.encode()) // 1024)
                 if previous:

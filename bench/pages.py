@@ -85,8 +85,10 @@ def keeping_costs(user, pk: int, writes: int, rebuild: bool) -> None:
         stats.connect()
     stats.refresh_investigations([pk])
     print("\n### What the stats cost to keep\n")
-    print(f"- a change to an investigation (severity, through the service): median {statistics.median(with_stats):.1f} ms "
-          f"with the stats refresh, {statistics.median(without):.1f} ms without")  # fmt: skip
+    print(
+        f"- a change to an investigation (severity, through the service): median {statistics.median(with_stats):.1f} ms "
+        f"with the stats refresh, {statistics.median(without):.1f} ms without"
+    )
     rows = InvestigationStat.objects.count()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -94,8 +96,10 @@ def keeping_costs(user, pk: int, writes: int, rebuild: bool) -> None:
                 "SELECT pg_total_relation_size('triage_investigationstat'), pg_total_relation_size('triage_investigation')"
             )
             stat_bytes, investigation_bytes = cursor.fetchone()
-        print(f"- size: {rows:,} rows, {stat_bytes / 2**20:.0f} MB with indexes "
-              f"(the investigations table: {investigation_bytes / 2**20:.0f} MB)")  # fmt: skip
+        print(
+            f"- size: {rows:,} rows, {stat_bytes / 2**20:.0f} MB with indexes "
+            f"(the investigations table: {investigation_bytes / 2**20:.0f} MB)"
+        )
     else:
         print(f"- size: {rows:,} rows")
     if rebuild:
@@ -188,10 +192,22 @@ def measure_over_http(ours: dict, admin: dict, cookie: str, count: int, total: i
 
     port = free_port()
     gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "hokusai_portal.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "4", "--graceful-timeout", "5"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "hokusai_portal.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "5",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     session = requests.Session()
     try:

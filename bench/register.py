@@ -52,9 +52,12 @@ def main() -> None:
         portal, bare = [], []
         for index in range(args.runs + 1):  # the first of each warms the server up
             request = registration_validate(
-                model_uri=uri, model_name=f"bench_portal_{index}", token_id=f"BENCH-{index}",
-                metric_name="accuracy", baseline_value="0.92",
-            )  # fmt: skip
+                model_uri=uri,
+                model_name=f"bench_portal_{index}",
+                token_id=f"BENCH-{index}",
+                metric_name="accuracy",
+                baseline_value="0.92",
+            )
             started = time.perf_counter()
             check = RegistrationCheck(stack.url, key, request, idempotency_key=f"bench-{index}")
             results = check.run()
@@ -64,9 +67,12 @@ def main() -> None:
                 portal.append(elapsed)
 
             bare_request = registration_validate(
-                model_uri=uri, model_name=f"bench_bare_{index}", token_id=f"BENCH-{index}",
-                metric_name="accuracy", baseline_value="0.92",
-            )  # fmt: skip
+                model_uri=uri,
+                model_name=f"bench_bare_{index}",
+                token_id=f"BENCH-{index}",
+                metric_name="accuracy",
+                baseline_value="0.92",
+            )
             snippet = python_snippet(
                 registry_url=stack.url,
                 request=bare_request,
@@ -78,8 +84,13 @@ def main() -> None:
             env = dict(os.environ, HOKUSAI_API_KEY=key, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
             prelude = "import mlflow, mlflow.tracking\n"
             out = subprocess.run(
-                [sys.executable, "-c", prelude + BARE_TIMER], input=snippet, env=env, capture_output=True, text=True, timeout=300
-            )  # fmt: skip
+                [sys.executable, "-c", prelude + BARE_TIMER],
+                input=snippet,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             line = next((x for x in out.stdout.splitlines() if x.startswith("BARE ")), None)
             assert line, out.stderr[-2000:]
             if index:

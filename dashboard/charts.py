@@ -42,8 +42,19 @@ def weekly_bars_svg(trend: list[dict]) -> str:
         '<title id="trend-title">Investigations created and resolved per week, last {} weeks (max {} a week)</title>'
         '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999"/>{}{}'
         '<text x="{}" y="14" font-size="11">max {}</text></svg>',
-        WIDTH, HEIGHT, len(trend), top, PAD, HEIGHT - PAD, WIDTH - PAD, HEIGHT - PAD, rects, labels, PAD, top,
-    )  # fmt: skip
+        WIDTH,
+        HEIGHT,
+        len(trend),
+        top,
+        PAD,
+        HEIGHT - PAD,
+        WIDTH - PAD,
+        HEIGHT - PAD,
+        rects,
+        labels,
+        PAD,
+        top,
+    )
 
 
 def funnel_svg(steps: list[dict]) -> str:
@@ -60,5 +71,7 @@ def funnel_svg(steps: list[dict]) -> str:
     )
     return format_html(
         '<svg role="img" aria-label="Onboarding funnel" viewBox="0 0 {} {}" width="100%" class="chart">{}</svg>',
-        WIDTH, 20 + 34 * len(steps), body if rows else mark_safe(""),
-    )  # fmt: skip
+        WIDTH,
+        20 + 34 * len(steps),
+        body if rows else mark_safe(""),
+    )

@@ -56,13 +56,9 @@ class DashboardFilters:
 def investigations_for(filters: DashboardFilters) -> QuerySet[Investigation]:
     queryset = Investigation.objects.all()
     if filters.start:
-        queryset = queryset.filter(
-            created_at__gte=local_midnight(filters.start)
-        )
+        queryset = queryset.filter(created_at__gte=local_midnight(filters.start))
     if filters.end:
-        queryset = queryset.filter(
-            created_at__lt=local_midnight(filters.end + timedelta(days=1))
-        )
+        queryset = queryset.filter(created_at__lt=local_midnight(filters.end + timedelta(days=1)))
     if filters.severity:
         queryset = queryset.filter(severity=filters.severity)
     if filters.component:

@@ -79,12 +79,19 @@ def investigations_csv(request: HttpRequest):
     def stream():
         yield writer.writerow(header)
         for inv in rows.select_related("owner").iterator(chunk_size=2000):
-            yield writer.writerow([
-                inv.number, inv.title, inv.severity, inv.status, inv.resolution,
-                inv.owner.get_username() if inv.owner else inv.owner_label,
-                inv.created_at.isoformat(), inv.resolved_at.isoformat() if inv.resolved_at else "",
-                inv.next_review.isoformat() if inv.next_review else "",
-            ])  # fmt: skip
+            yield writer.writerow(
+                [
+                    inv.number,
+                    inv.title,
+                    inv.severity,
+                    inv.status,
+                    inv.resolution,
+                    inv.owner.get_username() if inv.owner else inv.owner_label,
+                    inv.created_at.isoformat(),
+                    inv.resolved_at.isoformat() if inv.resolved_at else "",
+                    inv.next_review.isoformat() if inv.next_review else "",
+                ]
+            )
 
     response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="investigations.csv"'

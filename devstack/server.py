@@ -121,15 +121,23 @@ class Devstack:
     def command(self) -> list[str]:
         mlflow_bin = str(Path(sys.executable).parent / "mlflow")
         return [
-            mlflow_bin, "server",
-            "--app-name", "basic-auth",
-            "--host", self.host,
-            "--port", str(self.port),
-            "--workers", str(self.workers),
-            "--backend-store-uri", f"sqlite:///{self.data_dir / 'mlflow.db'}",
-            "--artifacts-destination", str(self.data_dir / "artifacts"),
-            "--allowed-hosts", f"{self.host},{self.host}:{self.port},localhost,localhost:{self.port}",
-        ]  # fmt: skip
+            mlflow_bin,
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--backend-store-uri",
+            f"sqlite:///{self.data_dir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.data_dir / "artifacts"),
+            "--allowed-hosts",
+            f"{self.host},{self.host}:{self.port},localhost,localhost:{self.port}",
+        ]
 
     def environment(self, state: dict) -> dict:
         env = dict(os.environ)
@@ -282,8 +290,11 @@ class Devstack:
         )
         result = subprocess.run(
             [sys.executable, "-m", "devstack.seed_run", EXPERIMENT_NAME],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if result.returncode != 0:
             raise DevstackError(f"seeding the LSCOR run failed:\n{result.stderr[-2000:]}")
         return json.loads(result.stdout.strip().splitlines()[-1])

@@ -38,7 +38,9 @@ class ContentSecurityPolicy:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.policy = "; ".join(f"{name} {' '.join(sources)}" for name, sources in settings.CONTENT_SECURITY_POLICY.items())
+        self.policy = "; ".join(
+            f"{name} {' '.join(sources)}" for name, sources in settings.CONTENT_SECURITY_POLICY.items()
+        )
 
     def __call__(self, request: HttpRequest):
         response = self.get_response(request)

@@ -28,7 +28,7 @@ class Limited(Exception):
 
     @property
     def wait(self) -> str:
-        """"3 minutes", "40 seconds": for messages to people."""
+        """ "3 minutes", "40 seconds": for messages to people."""
         if self.retry_after >= 90:
             minutes = math.ceil(self.retry_after / 60)
             return f"{minutes} minutes"

@@ -43,14 +43,34 @@ def programs(mode: str, var_dir: Path) -> list[dict]:
         return [
             {
                 "name": "registry",
-                "command": [python, "-m", "devstack", "serve", "--port", _env("REGISTRY_PORT", "5000"),
-                            "--data", str(var_dir / "devstack"), "--workers", "2"],
+                "command": [
+                    python,
+                    "-m",
+                    "devstack",
+                    "serve",
+                    "--port",
+                    _env("REGISTRY_PORT", "5000"),
+                    "--data",
+                    str(var_dir / "devstack"),
+                    "--workers",
+                    "2",
+                ],
                 "stopwaitsecs": 10,
             },
             {
                 "name": "worker",
-                "command": [*celery, "worker", "--pool", "threads", "--concurrency", worker_threads,
-                            "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+                "command": [
+                    *celery,
+                    "worker",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    worker_threads,
+                    "--loglevel",
+                    "INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
                 "stopwaitsecs": WORKER_GRACE_SECONDS,
             },
             {"name": "beat", "command": beat},
@@ -62,13 +82,23 @@ def programs(mode: str, var_dir: Path) -> list[dict]:
                 "startsecs": 0,
                 "startretries": 0,
             },
-        ]  # fmt: skip
+        ]
     if mode == "production":
         return [
             {
                 "name": "worker",
-                "command": [*celery, "worker", "--pool", "threads", "--concurrency", worker_threads,
-                            "--loglevel", "INFO", "--hostname", "worker%(process_num)s@%%h"],
+                "command": [
+                    *celery,
+                    "worker",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    worker_threads,
+                    "--loglevel",
+                    "INFO",
+                    "--hostname",
+                    "worker%(process_num)s@%%h",
+                ],
                 "numprocs": int(_env("WORKER_PROCESSES", "2")),
                 "process_name": "worker-%(process_num)s",
                 "stopwaitsecs": WORKER_GRACE_SECONDS,
@@ -76,10 +106,17 @@ def programs(mode: str, var_dir: Path) -> list[dict]:
             {"name": "beat", "command": beat},
             {
                 "name": "web",
-                "command": [*gunicorn, "--bind", _env("PORTAL_BIND", "0.0.0.0:8000"),
-                            "--workers", _env("WEB_CONCURRENCY", "2"), "--threads", _env("WEB_THREADS", "4")],
+                "command": [
+                    *gunicorn,
+                    "--bind",
+                    _env("PORTAL_BIND", "0.0.0.0:8000"),
+                    "--workers",
+                    _env("WEB_CONCURRENCY", "2"),
+                    "--threads",
+                    _env("WEB_THREADS", "4"),
+                ],
             },
-        ]  # fmt: skip
+        ]
     raise SystemExit(f"usage: python -m hokusai_portal.supervise development|production (not {mode!r})")
 
 

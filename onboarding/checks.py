@@ -155,9 +155,11 @@ class StepRunner:
         detail = f"The key can create models{' (for “' + intended_name + '”, which does not exist yet)' if intended_name else ''}."
         if not deleted.ok:
             return diagnosis(
-                StepStatus.WARN, "PROBE_NOT_DELETED", f"{detail} {name} is left (HTTP {deleted.status_code} on delete).",
+                StepStatus.WARN,
+                "PROBE_NOT_DELETED",
+                f"{detail} {name} is left (HTTP {deleted.status_code} on delete).",
                 evidence=response_evidence(deleted),
-            )  # fmt: skip
+            )
         return passed(detail + " The probe model was deleted.")
 
 

@@ -53,7 +53,9 @@ class RegistrationCheck(StepRunner):
         model_id = self.uri_parts["model_id"]
         response = self.client.get_logged_model(model_id)
         if response.status_code == 404:
-            return failed("MODEL_ARTIFACT_MISSING", f"There is no logged model {model_id}.", response_evidence(response))
+            return failed(
+                "MODEL_ARTIFACT_MISSING", f"There is no logged model {model_id}.", response_evidence(response)
+            )
         failure = self._http_failure(response)
         if failure:
             return failure
@@ -208,9 +210,11 @@ class RegistrationCheck(StepRunner):
         )
         if others:
             return diagnosis(
-                StepStatus.WARN, "TOKEN_ID_IN_USE", f"{token} is on versions of {len(others)} other model(s).",
+                StepStatus.WARN,
+                "TOKEN_ID_IN_USE",
+                f"{token} is on versions of {len(others)} other model(s).",
                 evidence={"other_models": len(others)},  # a count: their names are other developers'
-            )  # fmt: skip
+            )
         return passed(f"Token id {token} is not used by another model.")
 
     # --- the write and the verification ----------------------------------------------------
@@ -228,9 +232,12 @@ class RegistrationCheck(StepRunner):
         reused = version is not None
         if version is None:
             response = self.client.create_model_version(
-                name=name, source=self.source, tags={IDEMPOTENCY_TAG: self.idempotency_key, **self.tags},
-                run_id=self.run_id, model_id=self.model_id,
-            )  # fmt: skip
+                name=name,
+                source=self.source,
+                tags={IDEMPOTENCY_TAG: self.idempotency_key, **self.tags},
+                run_id=self.run_id,
+                model_id=self.model_id,
+            )
             failure = self._http_failure(response, write=True)
             if failure:
                 return failure

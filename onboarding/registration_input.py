@@ -34,9 +34,14 @@ URI_FORMS = (
 )
 IDEMPOTENCY_TAG = "hokusai_idempotency_key"
 RESERVED_TAGS = (
-    "hokusai_token_id", "benchmark_metric", "benchmark_value", "hokusai_status", "hokusai_proposal_identifier",
-    "mlflow_run_id", IDEMPOTENCY_TAG,
-)  # fmt: skip
+    "hokusai_token_id",
+    "benchmark_metric",
+    "benchmark_value",
+    "hokusai_status",
+    "hokusai_proposal_identifier",
+    "mlflow_run_id",
+    IDEMPOTENCY_TAG,
+)
 
 
 # Input errors with a cause code of the diagnosis contract (shown as data-cause, printed by the CLI).
@@ -116,9 +121,15 @@ def parse_model_uri(uri: str) -> tuple[str, dict]:
 
 
 def registration_validate(
-    *, model_uri: str, model_name: str, token_id: str, metric_name: str, baseline_value: str,
-    proposal_identifier: str = "", extra_tags: str = "",
-) -> RegistrationRequest:  # fmt: skip
+    *,
+    model_uri: str,
+    model_name: str,
+    token_id: str,
+    metric_name: str,
+    baseline_value: str,
+    proposal_identifier: str = "",
+    extra_tags: str = "",
+) -> RegistrationRequest:
     """Check every field; raise RegistrationInputError with a message per bad field."""
     errors: dict[str, str] = {}
     warnings: list[str] = []

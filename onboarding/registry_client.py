@@ -175,9 +175,7 @@ class RegistryClient:
         )
 
     def logged_model_file(self, model_id: str, path: str) -> requests.Response:
-        return self.get(
-            f"{AJAX_API}/logged-models/{quote(model_id, safe='')}/artifacts/files", artifact_file_path=path
-        )
+        return self.get(f"{AJAX_API}/logged-models/{quote(model_id, safe='')}/artifacts/files", artifact_file_path=path)
 
     # Registered models
     def search_registered_models(self, *, max_results: int = 1) -> requests.Response:

@@ -1,6 +1,5 @@
 """Onboarding reads. Every read of a run goes through here so ownership is checked in one place."""
 
-
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -36,9 +35,7 @@ def check_runs_filtered(runs: QuerySet[CheckRun], filters: dict) -> QuerySet[Che
     if filters["cause"]:
         runs = runs.filter(cause=filters["cause"])
     if filters["since"]:
-        runs = runs.filter(
-            created_at__gte=query_values.local_midnight(filters["since"])
-        )
+        runs = runs.filter(created_at__gte=query_values.local_midnight(filters["since"]))
     if filters["failed"]:
         runs = runs.filter(status__in=CheckRun.UNSUCCESSFUL)
     return runs
@@ -63,9 +60,11 @@ def onboarding_state(*, user) -> dict:
     """Where the user is in the wizard, derived from what they have (nothing extra to keep in sync)."""
     api_key = api_key_for(user=user)
     latest = CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY).first() if api_key else None
-    connectivity_passed = CheckRun.objects.filter(
-        user=user, kind=CheckRun.Kind.CONNECTIVITY, status=CheckRun.Status.PASSED
-    ).exists() if api_key else False  # fmt: skip
+    connectivity_passed = (
+        CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY, status=CheckRun.Status.PASSED).exists()
+        if api_key
+        else False
+    )
     registered = Registration.objects.filter(user=user, failed=False, check_run__status=CheckRun.Status.PASSED).exists()
     if api_key is None:
         current = "key"

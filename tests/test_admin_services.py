@@ -20,13 +20,27 @@ def admin_client(client):
 
 def change_data(investigation, **overrides) -> dict:
     data = {
-        "title": investigation.title, "summary": investigation.summary, "severity": investigation.severity,
-        "owner": "", "environment": "{}", "notes": "[]", "impact_user": "", "impact_business": "",
-        "impact_platform": "", "reproduction_steps": "", "risks": "", "mitigations": "", "owner_label": "",
-        "review_cadence": "", "component_details": "", "next_review": "",
-        "findings-TOTAL_FORMS": "0", "findings-INITIAL_FORMS": "0",
-        "action_items-TOTAL_FORMS": "0", "action_items-INITIAL_FORMS": "0",
-    }  # fmt: skip
+        "title": investigation.title,
+        "summary": investigation.summary,
+        "severity": investigation.severity,
+        "owner": "",
+        "environment": "{}",
+        "notes": "[]",
+        "impact_user": "",
+        "impact_business": "",
+        "impact_platform": "",
+        "reproduction_steps": "",
+        "risks": "",
+        "mitigations": "",
+        "owner_label": "",
+        "review_cadence": "",
+        "component_details": "",
+        "next_review": "",
+        "findings-TOTAL_FORMS": "0",
+        "findings-INITIAL_FORMS": "0",
+        "action_items-TOTAL_FORMS": "0",
+        "action_items-INITIAL_FORMS": "0",
+    }
     data.update(overrides)
     return data
 
@@ -35,8 +49,10 @@ def test_an_admin_edit_is_redacted_and_on_the_timeline(client, bob):
     investigation, _ = services.investigation_create(actor=bob, data={"title": "Admin edit", "severity": "low"})
     client = admin_client(client)
     url = reverse("admin:triage_investigation_change", args=[investigation.pk])
-    response = client.post(url, change_data(investigation, summary=f"curl -H 'Authorization: Bearer {KEY}'",
-                                            severity="high", status="closed"))  # fmt: skip
+    response = client.post(
+        url,
+        change_data(investigation, summary=f"curl -H 'Authorization: Bearer {KEY}'", severity="high", status="closed"),
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     investigation.refresh_from_db()
     assert KEY not in investigation.summary and "hk_live_Abcd…45" in investigation.summary
@@ -49,8 +65,10 @@ def test_an_admin_edit_is_redacted_and_on_the_timeline(client, bob):
 
 def test_an_investigation_added_in_the_admin_has_its_created_event(client, db):
     client = admin_client(client)
-    response = client.post(reverse("admin:triage_investigation_add"), change_data(
-        Investigation(title="Added in admin", severity="medium", summary="")))  # fmt: skip
+    response = client.post(
+        reverse("admin:triage_investigation_add"),
+        change_data(Investigation(title="Added in admin", severity="medium", summary="")),
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     investigation = Investigation.objects.get(title="Added in admin")
     assert investigation.timeline.filter(subject="created").exists()

@@ -39,9 +39,10 @@ def test_pages_keep_to_the_policy_and_still_work(browser_page, live_server, alic
     page = browser_page
     page.add_init_script(RECORD_VIOLATIONS)
     investigation, _ = services.investigation_create(
-        actor=bob, data={"title": "CSP walk", "summary": "**bold** <b style='color:red' onclick='x()'>y</b>"},
+        actor=bob,
+        data={"title": "CSP walk", "summary": "**bold** <b style='color:red' onclick='x()'>y</b>"},
         action_items=[{"title": "Tick me", "priority": "medium"}],
-    )  # fmt: skip
+    )
     get_user_model().objects.filter(username="bob").update(is_staff=True, is_superuser=True)
     seen: dict[str, list] = {}
 
@@ -53,10 +54,15 @@ def test_pages_keep_to_the_policy_and_still_work(browser_page, live_server, alic
 
     sign_in(page, live_server.url, "bob")
     for path in (
-        reverse("triage:index"), reverse("triage:detail", args=[investigation.pk]), reverse("triage:create"),
-        reverse("triage:import"), reverse("dashboard:index"), reverse("onboarding:key"),
-        reverse("admin:index"), reverse("admin:triage_investigation_change", args=[investigation.pk]),
-    ):  # fmt: skip
+        reverse("triage:index"),
+        reverse("triage:detail", args=[investigation.pk]),
+        reverse("triage:create"),
+        reverse("triage:import"),
+        reverse("dashboard:index"),
+        reverse("onboarding:key"),
+        reverse("admin:index"),
+        reverse("admin:triage_investigation_change", args=[investigation.pk]),
+    ):
         visit(path)
     # htmx swaps under the policy: the action item ticks off without a reload.
     visit(reverse("triage:detail", args=[investigation.pk]))

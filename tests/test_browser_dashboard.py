@@ -25,8 +25,9 @@ def test_a_manager_filters_the_dashboard_and_follows_a_number(browser_page, live
         ("SDK docs disagree", "medium", 10),
         ("Token prefix confusion", "low", 40),
     ):
-        services.investigation_create(actor=bob, data={"title": title, "severity": severity,
-                                                       "created_at": now - timedelta(days=days_ago)})  # fmt: skip
+        services.investigation_create(
+            actor=bob, data={"title": title, "severity": severity, "created_at": now - timedelta(days=days_ago)}
+        )
     page = browser_page
     requests_seen = []
     page.on("request", lambda request: requests_seen.append(request.url))

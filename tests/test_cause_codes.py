@@ -17,10 +17,14 @@ def emitted_codes() -> set[str]:
     for path in [*sorted((ROOT / "onboarding").glob("*.py")), ROOT / "onboarding/management/commands/register.py"]:
         tree = ast.parse(path.read_text())
         table = next(
-            (n for n in ast.walk(tree) if isinstance(n, ast.AnnAssign | ast.Assign)
-             and any(getattr(t, "id", "") == "CAUSES" for t in getattr(n, "targets", [getattr(n, "target", None)]))),
+            (
+                n
+                for n in ast.walk(tree)
+                if isinstance(n, ast.AnnAssign | ast.Assign)
+                and any(getattr(t, "id", "") == "CAUSES" for t in getattr(n, "targets", [getattr(n, "target", None)]))
+            ),
             None,
-        )  # fmt: skip
+        )
         skip = {id(n) for n in ast.walk(table)} if table else set()
         found |= {
             node.value

@@ -35,9 +35,17 @@ def make(
     **extra,
 ):
     investigation, _ = services.investigation_create(
-        actor=bob, data={"title": title, "severity": severity, "status": status, "created_at": NOW - timedelta(days=days_ago), **extra},
-        findings=[{"title": f"{title} finding", "status": "verified", "verdict_reason": "seen"}], component_names=component_names,
-    )  # fmt: skip
+        actor=bob,
+        data={
+            "title": title,
+            "severity": severity,
+            "status": status,
+            "created_at": NOW - timedelta(days=days_ago),
+            **extra,
+        },
+        findings=[{"title": f"{title} finding", "status": "verified", "verdict_reason": "seen"}],
+        component_names=component_names,
+    )
     if resolved_after_days is not None:
         Investigation.objects.filter(pk=investigation.pk).update(
             status="resolved",
@@ -141,8 +149,13 @@ def build(bob, size: int) -> Investigation:
     dev = user_create(username=f"qdev{size}", password="x-long-password-1", role=Role.DEVELOPER)
     last = None
     for index in range(size):
-        last = make(bob, f"Q{size}-{index}", days_ago=index % 80, resolved_after_days=(index % 7) if index % 3 == 0 else None,
-                    severity=("critical", "high", "medium", "low")[index % 4])  # fmt: skip
+        last = make(
+            bob,
+            f"Q{size}-{index}",
+            days_ago=index % 80,
+            resolved_after_days=(index % 7) if index % 3 == 0 else None,
+            severity=("critical", "high", "medium", "low")[index % 4],
+        )
         services.comment_add(investigation=last, actor=bob, body="note")
         CheckRun.objects.create(user=dev, status="failed", cause="AUTH_KEY_REJECTED", registry_url="x", deadline_at=NOW)
     return last
@@ -192,11 +205,15 @@ def test_every_number_links_to_a_list_of_that_many(client, bob, charlie, django_
         for index in range(40):
             days_ago = rng.randint(0, 90)
             investigation = make(
-                bob, f"L{index}", days_ago=days_ago, severity=rng.choice(["critical", "high", "medium", "low"]),
-                status=rng.choice(["new", "investigating", "fixing"]), component_names=[component.name] if index % 3 == 0 else [],
+                bob,
+                f"L{index}",
+                days_ago=days_ago,
+                severity=rng.choice(["critical", "high", "medium", "low"]),
+                status=rng.choice(["new", "investigating", "fixing"]),
+                component_names=[component.name] if index % 3 == 0 else [],
                 resolved_after_days=rng.choice([None, rng.uniform(0, days_ago)]),
                 next_review=(NOW + timedelta(days=rng.randint(-5, 5))).date(),
-            )  # fmt: skip
+            )
             investigation.findings.update(status=rng.choice(Finding.Status.values))
             if index % 2:  # closed keeps its resolved_at: time to resolution counts it too
                 Investigation.objects.filter(pk=investigation.pk, status="resolved").update(status="closed")
@@ -224,9 +241,11 @@ def test_every_number_links_to_a_list_of_that_many(client, bob, charlie, django_
 def test_a_manager_reads_the_runs_a_cause_counts_without_their_owners_buttons(client, charlie, db):
     dev = user_create(username="causedev", password="x-long-password-1", role=Role.DEVELOPER)
     runs = [
-        CheckRun.objects.create(user=dev, status="failed", cause="REGISTRY_ADMIN_REQUIRED", registry_url="x", deadline_at=NOW)
+        CheckRun.objects.create(
+            user=dev, status="failed", cause="REGISTRY_ADMIN_REQUIRED", registry_url="x", deadline_at=NOW
+        )
         for _ in range(27)
-    ]  # fmt: skip
+    ]
     CheckRun.objects.create(user=dev, status="passed", cause="OK", registry_url="x", deadline_at=NOW)
     client.force_login(charlie)
     since = (NOW - timedelta(days=7)).date().isoformat()

@@ -20,8 +20,11 @@ def test_a_stop_during_start_up_is_answered_at_once_and_leaves_nothing(tmp_path)
     env = {**os.environ, "PORTAL_TEST_MARKER": str(data)}
     serve = subprocess.Popen(
         [sys.executable, "-m", "devstack", "serve", "--port", str(free_port()), "--data", str(data)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     marker = f"PORTAL_TEST_MARKER={data}"
     deadline = time.monotonic() + 30
     while len(processes_with(marker)) < 2:  # the wrapper and MLflow's server are up, not yet answering

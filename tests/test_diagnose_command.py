@@ -17,8 +17,13 @@ def diagnose(
         env["HOKUSAI_API_KEY"] = key
     return subprocess.run(
         [sys.executable, "manage.py", "diagnose", *args],
-        cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_writer_key_from_the_environment_passes_with_exit_0(devstack, devstack_keys):
@@ -61,9 +66,12 @@ def test_a_certificate_expiring_soon_is_a_warning_and_the_check_goes_on(tmp_path
         routes=health, status=404, body=b"{}", headers={"Content-Type": "application/json"}, tls_context=context
     ) as url:
         result = diagnose(
-            "--registry", url, "--json", key=SEED_KEY,
+            "--registry",
+            url,
+            "--json",
+            key=SEED_KEY,
             env_extra={"HOKUSAI_REGISTRY_CA_BUNDLE": ca_file},
-        )  # fmt: skip
+        )
     steps = {step["name"]: step for step in json.loads(result.stdout)["steps"]}
     assert (steps["tls"]["status"], steps["tls"]["cause"]) == ("warn", "TLS_CERT_EXPIRING"), steps["tls"]
     assert "expires in 5 days" in steps["tls"]["message"]

@@ -41,12 +41,29 @@ def test_several_producers_and_a_worker_lose_nothing_and_crash_nothing(tmp_path,
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.broker_stress_app", "worker", "--pool", "threads",
-             "--concurrency", "4", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip",
-             "--without-mingle"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.broker_stress_app",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "--loglevel",
+                "WARNING",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     try:
         total = PRODUCERS * MESSAGES_PER_PRODUCER
         with ProcessPoolExecutor(PRODUCERS) as pool:

@@ -60,14 +60,20 @@ def mutations():
     yield "unclosed bold", _with("## Reproduction Steps", _fill("**a ")), "imports"
     yield "heading of dashes", _with("## Investigation Status", "#### " + _fill(" - ")), "imports"
     yield "bullets", _with("## Next Steps", "### Bulk (Within 1 week):\n" + _fill("- a\n")), "refused"
-    yield "findings over the cap", _with(
-        "## Investigation Status", "".join(f"#### {i}. Issue {i}\n**Status**: VERIFIED\n" for i in range(1000))
-    ), "refused"
+    yield (
+        "findings over the cap",
+        _with("## Investigation Status", "".join(f"#### {i}. Issue {i}\n**Status**: VERIFIED\n" for i in range(1000))),
+        "refused",
+    )
     reported = "".join(f"- **Issue alpha{i} beta{i}** - gamma{i}\n" for i in range(MAX_FINDINGS - 4))
     verdicts = "".join(f"#### {i}. Issue alpha{i} beta{i} - **VERIFIED**\n" for i in range(MAX_FINDINGS - 4))
-    yield "findings at the cap", _with("## Investigation Status", verdicts).replace(
-        b"### Reported Issues:\n", b"### Reported Issues:\n" + reported.encode()
-    ), "imports"
+    yield (
+        "findings at the cap",
+        _with("## Investigation Status", verdicts).replace(
+            b"### Reported Issues:\n", b"### Reported Issues:\n" + reported.encode()
+        ),
+        "imports",
+    )
     yield "headings at every level", _with("## Reproduction Steps", _fill("### a\n#### b\n##### c\n")), "imports"
     yield "findings' headings", _with("## Investigation Status", _fill("#### a\n")), "refused"
     yield "nested quotes", _with("## Reproduction Steps", "".join(">" * i + " q\n" for i in range(1, 400))), "imports"
@@ -87,7 +93,9 @@ def _counts():
     return tuple(m.objects.count() for m in (Investigation, Finding, ActionItem, TimelineEvent, InvestigationStat))
 
 
-@pytest.mark.parametrize(("name", "content", "expect"), list(mutations()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("name", "content", "expect"), list(mutations()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_a_mutated_plan_is_answered_in_time_and_a_refused_one_changes_nothing(client, bob, name, content, expect):
     client.force_login(bob)
     before = _counts()

@@ -50,9 +50,12 @@ def create(bob, rng: random.Random, components) -> Investigation:
             "severity": rng.choice(["critical", "high", "medium", "low"]),
             "created_at": NOW - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23)),
         },
-        findings=[{"title": f"f{i}", "status": rng.choice(Finding.Status.values), "verdict_reason": "r"} for i in range(rng.randint(0, 3))],
+        findings=[
+            {"title": f"f{i}", "status": rng.choice(Finding.Status.values), "verdict_reason": "r"}
+            for i in range(rng.randint(0, 3))
+        ],
         component_names=[c.name for c in rng.sample(components, rng.randint(0, min(2, len(components))))],
-    )  # fmt: skip
+    )
     return investigation
 
 
@@ -121,7 +124,7 @@ def test_a_rolled_back_change_leaves_the_stats_alone(bob):
         services.investigation_update(
             investigation=investigation, actor=bob, severity="low" if investigation.severity != "low" else "high"
         )
-        raise RuntimeError("the request failed after the save")  # fmt: skip
+        raise RuntimeError("the request failed after the save")
     assert snapshot() == before
 
 
@@ -130,9 +133,11 @@ def test_concurrent_writers_on_one_day_and_severity_both_count(bob):
     commit under one lock, so the last one sees both changes."""
     created = NOW - timedelta(days=3)
     pair = [
-        services.investigation_create(actor=bob, data={"title": f"same key {i}", "severity": "high", "created_at": created})[0]
+        services.investigation_create(
+            actor=bob, data={"title": f"same key {i}", "severity": "high", "created_at": created}
+        )[0]
         for i in range(2)
-    ]  # fmt: skip
+    ]
     barrier = threading.Barrier(2)
     errors = []
 
@@ -222,9 +227,14 @@ def test_the_dashboard_shows_a_change_as_soon_as_it_is_saved(client, bob, charli
     from django.urls import reverse
 
     investigation, _ = services.investigation_create(
-        actor=bob, data={"title": "Token rejected", "severity": "critical", "status": "fixing",
-                         "created_at": NOW - timedelta(days=2)},
-    )  # fmt: skip
+        actor=bob,
+        data={
+            "title": "Token rejected",
+            "severity": "critical",
+            "status": "fixing",
+            "created_at": NOW - timedelta(days=2),
+        },
+    )
     client.force_login(charlie)
     before = client.get(reverse("dashboard:index")).content.decode()
     assert "<strong>1</strong> open" in before and "<strong>0</strong> resolved this week" in before
@@ -245,9 +255,12 @@ def test_a_rebuild_visits_only_the_months_that_hold_investigations(django_assert
     """Seen: one investigation dated 9999 made the rebuild walk ~96,000 empty months."""
     for created in (date(2001, 1, 15), date(2999, 6, 1)):
         services.investigation_create(
-            actor=None, data={"title": f"dated {created}", "created_at": timezone.make_aware(
-                timezone.datetime.combine(created, timezone.datetime.min.time()))}
-        )  # fmt: skip
+            actor=None,
+            data={
+                "title": f"dated {created}",
+                "created_at": timezone.make_aware(timezone.datetime.combine(created, timezone.datetime.min.time())),
+            },
+        )
     with django_assert_max_num_queries(40):
         stats.rebuild()
     assert {row.period.year for row in InvestigationStat.objects.filter(kind="month")} == {2001, 2999}

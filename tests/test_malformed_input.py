@@ -76,11 +76,23 @@ def world(alice, dave, bob, charlie):
     """Objects for every kind of id a URL takes, owned by developer A (alice)."""
     now = timezone.now()
     run = CheckRun.objects.create(
-        user=alice, status="failed", cause="AUTH_KEY_REJECTED", registry_url="http://127.0.0.1:1",
-        key_masked="hk_test_abcd…yz", deadline_at=now, finished_at=now,
-    )  # fmt: skip
-    CheckStep.objects.create(run=run, position=1, name="auth", title="Authentication", status="fail",
-                             cause="AUTH_KEY_REJECTED", message="rejected")  # fmt: skip
+        user=alice,
+        status="failed",
+        cause="AUTH_KEY_REJECTED",
+        registry_url="http://127.0.0.1:1",
+        key_masked="hk_test_abcd…yz",
+        deadline_at=now,
+        finished_at=now,
+    )
+    CheckStep.objects.create(
+        run=run,
+        position=1,
+        name="auth",
+        title="Authentication",
+        status="fail",
+        cause="AUTH_KEY_REJECTED",
+        message="rejected",
+    )
     investigation = Investigation.objects.create(title="Fuzzed", severity="medium", reporter=alice, created_at=now)
     finding = Finding.objects.create(investigation=investigation, title="A finding")
     action = ActionItem.objects.create(investigation=investigation, title="An action")

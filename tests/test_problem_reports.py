@@ -124,9 +124,13 @@ def test_two_first_reports_at_once_open_one_investigation(alice, dave, monkeypat
     runs = []
     for user in (alice, dave):
         run = CheckRun.objects.create(
-            user=user, status="failed", cause="REGISTRY_ADMIN_REQUIRED", registry_url="https://registry.example",
-            key_masked="hk_live_abcd…yz", deadline_at=timezone.now(),
-        )  # fmt: skip
+            user=user,
+            status="failed",
+            cause="REGISTRY_ADMIN_REQUIRED",
+            registry_url="https://registry.example",
+            key_masked="hk_live_abcd…yz",
+            deadline_at=timezone.now(),
+        )
         run.steps.create(position=1, name="auth", title="Authentication", status="fail", cause=run.cause, message="403")
         runs.append(run)
     create = reports.investigation_create
@@ -167,9 +171,11 @@ def test_a_second_reporter_sees_nothing_of_the_first_reporters_report(
 
     someone_elses = "zz-someone-elses-private-model"  # first in the registry's list, if it names any
     requests.post(
-        f"{devstack.url}/api/2.0/mlflow/registered-models/create", json={"name": someone_elses},
-        headers={"Authorization": f"Bearer {devstack_keys['other']}"}, timeout=10,
-    )  # fmt: skip
+        f"{devstack.url}/api/2.0/mlflow/registered-models/create",
+        json={"name": someone_elses},
+        headers={"Authorization": f"Bearer {devstack_keys['other']}"},
+        timeout=10,
+    )
     alice_run = failed_run(alice, devstack_keys["reader"], devstack, settings)
     dave_run = failed_run(dave, devstack_keys["reader"], devstack, settings)
     client.force_login(alice)

@@ -201,9 +201,12 @@ def test_two_concurrent_submissions_give_one_version(client, alice, devstack, de
 def test_a_retried_registration_reuses_the_version_it_made(devstack, devstack_keys):
     """A worker killed after creating the version, retried: the idempotency tag finds it."""
     request = registration_validate(
-        model_uri=f"runs:/{devstack.state()['run_id']}/model", model_name="LSCOR_Retried",
-        token_id="LSCOR", metric_name="accuracy", baseline_value="0.92",
-    )  # fmt: skip
+        model_uri=f"runs:/{devstack.state()['run_id']}/model",
+        model_name="LSCOR_Retried",
+        token_id="LSCOR",
+        metric_name="accuracy",
+        baseline_value="0.92",
+    )
     first = RegistrationCheck(devstack.url, devstack_keys["writer"], request, idempotency_key="retry-test-1")
     first.run()
     again = RegistrationCheck(devstack.url, devstack_keys["writer"], request, idempotency_key="retry-test-1")
@@ -264,22 +267,33 @@ def test_every_snippet_the_portal_renders_runs_against_the_devstack(devstack, de
         "model_version": "models:/Snippet_base/1",
     }[source_kind]
     if source_kind == "model_version":  # a version to point at
-        base = registration_validate(model_uri=f"models:/{state['logged_model_id']}", model_name="Snippet_base",
-                                     token_id="LSCOR", metric_name="accuracy", baseline_value="0.92")  # fmt: skip
+        base = registration_validate(
+            model_uri=f"models:/{state['logged_model_id']}",
+            model_name="Snippet_base",
+            token_id="LSCOR",
+            metric_name="accuracy",
+            baseline_value="0.92",
+        )
         RegistrationCheck(devstack.url, devstack_keys["writer"], base, idempotency_key="snippet-base").run()
     request = registration_validate(
-        model_uri=uri, model_name=f"Portal_{source_kind}", token_id="LSCOR", metric_name="accuracy",
+        model_uri=uri,
+        model_name=f"Portal_{source_kind}",
+        token_id="LSCOR",
+        metric_name="accuracy",
         baseline_value="0.92",
-    )  # fmt: skip
+    )
     engine = RegistrationCheck(devstack.url, devstack_keys["writer"], request, idempotency_key=f"snip-{source_kind}")
     assert {r.name: r.status for r in engine.run()}["verify"] == "pass"
     name = f"Snippet_{source_kind}"
     snippet = python_snippet(
         registry_url=devstack.url,
-        request=registration_validate(model_uri=uri, model_name=name, token_id="LSCOR", metric_name="accuracy",
-                                      baseline_value="0.92"),  # fmt: skip
-        source=engine.source, run_id=engine.run_id, model_id=engine.model_id,
-    )  # fmt: skip
+        request=registration_validate(
+            model_uri=uri, model_name=name, token_id="LSCOR", metric_name="accuracy", baseline_value="0.92"
+        ),
+        source=engine.source,
+        run_id=engine.run_id,
+        model_id=engine.model_id,
+    )
     assert f"source={engine.source!r}" in snippet
     assert ("run_id=" in snippet) == bool(engine.run_id) and ("model_id=" in snippet) == bool(engine.model_id)
     assert devstack_keys["writer"] not in snippet
@@ -301,10 +315,23 @@ def test_register_command_registers_and_prints_json(devstack, devstack_keys):
     env = {k: v for k, v in os.environ.items() if k != "HOKUSAI_API_KEY"}
     env["HOKUSAI_API_KEY"] = devstack_keys["writer"]
     args = [
-        sys.executable, "manage.py", "register", "--registry", devstack.url, "--json",
-        "--model-uri", f"runs:/{devstack.state()['run_id']}/model", "--model-name", "LSCOR_CLI",
-        "--token-id", "LSCOR", "--metric", "accuracy", "--baseline", "0.92",
-    ]  # fmt: skip
+        sys.executable,
+        "manage.py",
+        "register",
+        "--registry",
+        devstack.url,
+        "--json",
+        "--model-uri",
+        f"runs:/{devstack.state()['run_id']}/model",
+        "--model-name",
+        "LSCOR_CLI",
+        "--token-id",
+        "LSCOR",
+        "--metric",
+        "accuracy",
+        "--baseline",
+        "0.92",
+    ]
     result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     payload = json.loads(result.stdout)
@@ -321,11 +348,18 @@ def test_a_token_id_already_on_another_model_is_its_own_warning(devstack, devsta
 
     def register(name):
         request = registration_validate(
-            model_uri=f"runs:/{devstack.state()['run_id']}/model", model_name=name,
-            token_id="SHARED-TOKEN", metric_name="accuracy", baseline_value="0.92",
-        )  # fmt: skip
-        return {r.name: r for r in RegistrationCheck(devstack.url, devstack_keys["writer"], request,
-                                                     idempotency_key=f"token-{name}").run()}  # fmt: skip
+            model_uri=f"runs:/{devstack.state()['run_id']}/model",
+            model_name=name,
+            token_id="SHARED-TOKEN",
+            metric_name="accuracy",
+            baseline_value="0.92",
+        )
+        return {
+            r.name: r
+            for r in RegistrationCheck(
+                devstack.url, devstack_keys["writer"], request, idempotency_key=f"token-{name}"
+            ).run()
+        }
 
     assert register("Token_First")["token_id"].cause == "OK"
     second = register("Token_Second")

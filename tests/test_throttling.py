@@ -89,11 +89,23 @@ def test_behind_a_proxy_each_client_is_counted_apart(client, db, settings):
     settings.TRUSTED_PROXY_HOPS = 1
     proxy = "10.0.0.5"
     for attempt in range(FAILED_LOGINS_PER_ADDRESS.limit):
-        client.post(reverse("accounts:login"), {"username": f"u{attempt}", "password": "x"},
-                    REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=f"6.6.6.{attempt}, 203.0.113.66")  # fmt: skip
-    blocked = client.post(reverse("accounts:login"), {"username": "v", "password": "x"},
-                          REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.66")  # fmt: skip
+        client.post(
+            reverse("accounts:login"),
+            {"username": f"u{attempt}", "password": "x"},
+            REMOTE_ADDR=proxy,
+            HTTP_X_FORWARDED_FOR=f"6.6.6.{attempt}, 203.0.113.66",
+        )
+    blocked = client.post(
+        reverse("accounts:login"),
+        {"username": "v", "password": "x"},
+        REMOTE_ADDR=proxy,
+        HTTP_X_FORWARDED_FOR="203.0.113.66",
+    )
     assert blocked.status_code == 429  # the client's forged left-hand entries did not spread its count
-    other = client.post(reverse("accounts:login"), {"username": "v", "password": "x"},
-                        REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="198.51.100.20")  # fmt: skip
+    other = client.post(
+        reverse("accounts:login"),
+        {"username": "v", "password": "x"},
+        REMOTE_ADDR=proxy,
+        HTTP_X_FORWARDED_FOR="198.51.100.20",
+    )
     assert other.status_code == 200  # another client behind the same proxy is not blocked

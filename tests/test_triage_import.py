@@ -149,8 +149,12 @@ def test_import_command_prints_json(db, tmp_path):
     impossible.write_bytes(SEED.read_bytes().replace(b"**Created**: 2025-09-15", b"**Created**: 2025-02-30"))
     bad_date = subprocess.run(
         [sys.executable, "manage.py", "import_investigation", str(impossible)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad_date.returncode == 1 and "Traceback" not in bad_date.stderr
     assert "2025-02-30 is not a date" in bad_date.stderr
 
@@ -164,7 +168,9 @@ def test_a_pasted_plan_has_the_files_size_limit(client, bob):
 
 def test_over_long_values_are_shortened_to_fit_and_the_user_is_told(client, bob):
     client.force_login(bob)
-    plan = SEED.read_text().replace("**Investigation Owner**: Support Engineering", "**Investigation Owner**: " + "o" * 300)
+    plan = SEED.read_text().replace(
+        "**Investigation Owner**: Support Engineering", "**Investigation Owner**: " + "o" * 300
+    )
     response = client.post(reverse("triage:import"), {"text": plan}, follow=True)
     assert "too long and shortened: owner label (to 120 characters)" in response.content.decode()
     assert len(Investigation.objects.get().owner_label) == 120

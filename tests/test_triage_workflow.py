@@ -145,9 +145,13 @@ def test_keys_pasted_into_the_form_are_masked_and_the_user_is_told(client, bob):
 def test_list_filters_search_sort_and_pagination(client, bob, charlie):
     for index in range(60):
         services.investigation_create(
-            actor=bob, data={"title": f"Issue {index}", "severity": "critical" if index % 10 == 0 else "low",
-                             "created_at": timezone.now() - timezone.timedelta(days=index)},
-        )  # fmt: skip
+            actor=bob,
+            data={
+                "title": f"Issue {index}",
+                "severity": "critical" if index % 10 == 0 else "low",
+                "created_at": timezone.now() - timezone.timedelta(days=index),
+            },
+        )
     client.force_login(bob)
     first = client.get(reverse("triage:index")).content.decode()
     assert "Page 1 of 2" in first and "Issue 0<" in first and "Issue 59<" not in first
@@ -189,9 +193,10 @@ def test_a_broad_search_counts_up_to_a_cap_and_says_so(client, bob, monkeypatch)
     component = Component.objects.order_by("name").first()  # the seeded list
     for index in range(8):
         services.investigation_create(
-            actor=bob, data={"title": f"Token rejected {index}", "severity": "high", "owner": bob},
+            actor=bob,
+            data={"title": f"Token rejected {index}", "severity": "high", "owner": bob},
             component_names=[component.name],
-        )  # fmt: skip
+        )
     client.force_login(bob)
     found = client.get(reverse("triage:index") + "?q=token").content.decode()
     assert "more than 5 investigations match: narrow the search" in found

@@ -30,9 +30,20 @@ class InvestigationForm(forms.ModelForm):
         model = Investigation
         field_classes = {"owner": ModelIdChoiceField}
         fields = [
-            "title", "summary", "severity", "owner", "next_review", "review_cadence", "components",
-            "impact_user", "impact_business", "impact_platform", "reproduction_steps", "risks", "mitigations",
-        ]  # fmt: skip
+            "title",
+            "summary",
+            "severity",
+            "owner",
+            "next_review",
+            "review_cadence",
+            "components",
+            "impact_user",
+            "impact_business",
+            "impact_platform",
+            "reproduction_steps",
+            "risks",
+            "mitigations",
+        ]
         widgets = {
             "summary": forms.Textarea(attrs={"rows": 3}),
             "reproduction_steps": forms.Textarea(attrs={"rows": 6}),

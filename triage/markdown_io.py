@@ -349,13 +349,17 @@ def _parse_phases(plan: Plan, body: str) -> None:
         phase = PRIORITY.sub("", heading).strip()
         for line in CHECKBOX.finditer(sub):
             _room_for_one_more(plan)
-            plan.action_items.append({
-                "phase": phase[:120],
-                "priority": priority.group(1).lower() if priority and priority.group(1).lower() in SEVERITIES else "medium",
-                "title": _strip_md(line.group(2))[:300],
-                "done": line.group(1).lower() == "x",
-                "timeframe": "",
-            })  # fmt: skip
+            plan.action_items.append(
+                {
+                    "phase": phase[:120],
+                    "priority": priority.group(1).lower()
+                    if priority and priority.group(1).lower() in SEVERITIES
+                    else "medium",
+                    "title": _strip_md(line.group(2))[:300],
+                    "done": line.group(1).lower() == "x",
+                    "timeframe": "",
+                }
+            )
 
 
 def _parse_next_steps(plan: Plan, body: str) -> None:
@@ -364,13 +368,15 @@ def _parse_next_steps(plan: Plan, body: str) -> None:
         phase = TIMEFRAME.sub("", heading).rstrip(": ").strip()
         for line in _bullets(sub):
             _room_for_one_more(plan)
-            plan.action_items.append({
-                "phase": phase[:120],
-                "priority": "high" if timeframe and "24 hours" in timeframe.group(1) else "medium",
-                "title": _strip_md(line)[:300],
-                "done": False,
-                "timeframe": timeframe.group(1) if timeframe else "",
-            })  # fmt: skip
+            plan.action_items.append(
+                {
+                    "phase": phase[:120],
+                    "priority": "high" if timeframe and "24 hours" in timeframe.group(1) else "medium",
+                    "title": _strip_md(line)[:300],
+                    "done": False,
+                    "timeframe": timeframe.group(1) if timeframe else "",
+                }
+            )
 
 
 def _parse_risks(plan: Plan, body: str) -> None:
@@ -394,10 +400,15 @@ def _parse_footer(plan: Plan, body: str) -> None:
     status = _field(body, "Status").lower()
     if status:
         plan.status = {
-            "investigation in progress": "investigating", "resolved": "resolved", "closed": "closed", "new": "new",
-            "investigating": "investigating", "root cause identified": "root_cause_identified", "fixing": "fixing",
+            "investigation in progress": "investigating",
+            "resolved": "resolved",
+            "closed": "closed",
+            "new": "new",
+            "investigating": "investigating",
+            "root cause identified": "root_cause_identified",
+            "fixing": "fixing",
             "monitoring": "monitoring",
-        }.get(status, plan.status)  # fmt: skip
+        }.get(status, plan.status)
     review = _field(body, "Next Review")
     if re.match(r"\d{4}-\d{2}-\d{2}$", review):
         plan.next_review = _footer_date("Next Review", review, latest=date.today() + REVIEW_HORIZON)
@@ -418,13 +429,22 @@ def _footer_date(name: str, value: str, *, latest: date) -> date:
 
 
 STATUS_WORDS = {
-    "reported": "REPORTED", "investigating": "INVESTIGATING", "verified": "VERIFIED", "false_positive": "FALSE POSITIVE",
-    "needs_investigation": "NEEDS INVESTIGATION", "resolved": "RESOLVED",
-}  # fmt: skip
+    "reported": "REPORTED",
+    "investigating": "INVESTIGATING",
+    "verified": "VERIFIED",
+    "false_positive": "FALSE POSITIVE",
+    "needs_investigation": "NEEDS INVESTIGATION",
+    "resolved": "RESOLVED",
+}
 INVESTIGATION_STATUS_WORDS = {
-    "new": "NEW", "investigating": "INVESTIGATING", "root_cause_identified": "ROOT CAUSE IDENTIFIED",
-    "fixing": "FIXING", "monitoring": "MONITORING", "resolved": "RESOLVED", "closed": "CLOSED",
-}  # fmt: skip
+    "new": "NEW",
+    "investigating": "INVESTIGATING",
+    "root_cause_identified": "ROOT CAUSE IDENTIFIED",
+    "fixing": "FIXING",
+    "monitoring": "MONITORING",
+    "resolved": "RESOLVED",
+    "closed": "CLOSED",
+}
 
 
 def export_plan(plan: Plan) -> str:

@@ -120,7 +120,7 @@ def problem_report(
                     "status": "reported",
                     "evidence": _steps_public(run),
                 }
-            ],  # fmt: skip
+            ],
             component_names=CAUSE_COMPONENTS.get(run.cause, ["MLflow tracking server"]),
         )
     Report.objects.update_or_create(
@@ -129,9 +129,12 @@ def problem_report(
         defaults={"check_run": run, "consent_rerun": consent_rerun, "note": note, "evidence": evidence},
     )
     _event(  # internal: it names the reporter and their check
-        investigation, reporter, "report", new=f"check #{run.pk} by {reporter.get_username()}",
+        investigation,
+        reporter,
+        "report",
+        new=f"check #{run.pk} by {reporter.get_username()}",
         body=evidence + (f"\n\n{note}" if note else ""),
-    )  # fmt: skip
+    )
     return investigation, created
 
 

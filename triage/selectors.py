@@ -161,9 +161,11 @@ def _date_filters(queryset, filters: dict):
     from django.utils import timezone
 
     for key, lookup in (
-        ("created_after", "created_at__date__gte"), ("created_before", "created_at__date__lte"),
-        ("resolved_after", "resolved_at__date__gte"), ("resolved_before", "resolved_at__date__lte"),
-    ):  # fmt: skip
+        ("created_after", "created_at__date__gte"),
+        ("created_before", "created_at__date__lte"),
+        ("resolved_after", "resolved_at__date__gte"),
+        ("resolved_before", "resolved_at__date__lte"),
+    ):
         if value := query_values.day(filters.get(key)):
             queryset = queryset.filter(**{lookup: value})
     if filters.get("resolved") == "1":  # resolved at some point: what time to resolution counts

@@ -27,9 +27,18 @@ TRANSITIONS: dict[str, set[str]] = {
 # Resolved straight from these needs a resolution other than "fixed": nothing was fixed yet.
 UNFIXED_STATES = {S.NEW, S.INVESTIGATING}
 INVESTIGATION_TEXT_FIELDS = (
-    "title", "summary", "impact_user", "impact_business", "impact_platform",
-    "reproduction_steps", "risks", "mitigations", "owner_label", "review_cadence", "component_details",
-)  # fmt: skip
+    "title",
+    "summary",
+    "impact_user",
+    "impact_business",
+    "impact_platform",
+    "reproduction_steps",
+    "risks",
+    "mitigations",
+    "owner_label",
+    "review_cadence",
+    "component_details",
+)
 FINDING_TEXT_FIELDS = ("title", "description", "verdict_reason", "root_cause", "possible_causes", "evidence")
 
 
@@ -59,17 +68,36 @@ class Redactions:
 
 
 def _event(
-    investigation, actor: AbstractBaseUser | None, subject: str, old="", new="", *, kind=TimelineEvent.Kind.CHANGE, body="", internal=True
+    investigation,
+    actor: AbstractBaseUser | None,
+    subject: str,
+    old="",
+    new="",
+    *,
+    kind=TimelineEvent.Kind.CHANGE,
+    body="",
+    internal=True,
 ):
     return TimelineEvent.objects.create(
-        investigation=investigation, actor=actor, kind=kind, subject=subject,
-        old_value=str(old or ""), new_value=str(new or ""), body=body, internal=internal,
-    )  # fmt: skip
+        investigation=investigation,
+        actor=actor,
+        kind=kind,
+        subject=subject,
+        old_value=str(old or ""),
+        new_value=str(new or ""),
+        body=body,
+        internal=internal,
+    )
 
 
 @transaction.atomic
 def investigation_create(
-    *, actor: AbstractBaseUser | None, data: dict, findings: list[dict] = (), action_items: list[dict] = (), component_names: list[str] = ()
+    *,
+    actor: AbstractBaseUser | None,
+    data: dict,
+    findings: list[dict] = (),
+    action_items: list[dict] = (),
+    component_names: list[str] = (),
 ) -> tuple[Investigation, Redactions]:
     redactions = Redactions()
     values = {key: redactions.clean(key, value) for key, value in data.items()}
@@ -80,14 +108,16 @@ def investigation_create(
         investigation.components.set(Component.objects.filter(name__in=component_names))
     for position, finding in enumerate(findings, start=1):
         Finding.objects.create(
-            investigation=investigation, position=position,
+            investigation=investigation,
+            position=position,
             **{k: redactions.clean(f"finding.{k}", v) for k, v in finding.items()},
-        )  # fmt: skip
+        )
     for position, item in enumerate(action_items, start=1):
         ActionItem.objects.create(
-            investigation=investigation, position=position,
+            investigation=investigation,
+            position=position,
             **{k: redactions.clean(f"action_item.{k}", v) for k, v in item.items()},
-        )  # fmt: skip
+        )
     _event(investigation, actor, "created", new=investigation.get_status_display())
     return investigation, redactions
 
@@ -120,7 +150,12 @@ def investigation_set_components(*, investigation: Investigation, actor: Abstrac
 
 @transaction.atomic
 def investigation_transition(
-    *, investigation: Investigation, actor: AbstractBaseUser | None, status: str, resolution: str = "", duplicate_of: Investigation | None = None
+    *,
+    investigation: Investigation,
+    actor: AbstractBaseUser | None,
+    status: str,
+    resolution: str = "",
+    duplicate_of: Investigation | None = None,
 ) -> Investigation:
     current = investigation.status
     if status == current:
@@ -172,9 +207,13 @@ def finding_set_status(*, finding: Finding, actor: AbstractBaseUser | None, stat
         finding.verdict_reason = reason
     finding.save(update_fields=["status", "verdict_reason"])
     _event(
-        finding.investigation, actor, f"finding “{finding.title}”", old, finding.get_status_display(),
+        finding.investigation,
+        actor,
+        f"finding “{finding.title}”",
+        old,
+        finding.get_status_display(),
         body=reason,
-    )  # fmt: skip
+    )
     return finding
 
 
@@ -223,13 +262,23 @@ def investigation_import(*, actor: AbstractBaseUser | None, raw: bytes | str) ->
     plan = parse_plan(raw)
     redactions = Redactions()
     data = {
-        "title": plan.title, "summary": plan.summary, "severity": plan.severity, "status": plan.status,
-        "environment": plan.environment, "impact_user": plan.impact_user, "impact_business": plan.impact_business,
-        "impact_platform": plan.impact_platform, "reproduction_steps": plan.reproduction_steps, "risks": plan.risks,
-        "mitigations": plan.mitigations, "owner_label": plan.owner_label, "review_cadence": plan.review_cadence,
-        "next_review": plan.next_review, "component_details": plan.component_details,
+        "title": plan.title,
+        "summary": plan.summary,
+        "severity": plan.severity,
+        "status": plan.status,
+        "environment": plan.environment,
+        "impact_user": plan.impact_user,
+        "impact_business": plan.impact_business,
+        "impact_platform": plan.impact_platform,
+        "reproduction_steps": plan.reproduction_steps,
+        "risks": plan.risks,
+        "mitigations": plan.mitigations,
+        "owner_label": plan.owner_label,
+        "review_cadence": plan.review_cadence,
+        "next_review": plan.next_review,
+        "component_details": plan.component_details,
         "notes": [redactions.clean("notes", note) for note in plan.notes],
-    }  # fmt: skip
+    }
     data = _fit(Investigation, data, plan.shortened)
     if plan.created:
         data["created_at"] = local_midnight(plan.created)  # the day the plan says, in the portal's time zone
@@ -241,10 +290,14 @@ def investigation_import(*, actor: AbstractBaseUser | None, raw: bytes | str) ->
         for n, f in enumerate(plan.findings, start=1)
     ]
     items = [
-        _fit(ActionItem, {k: i.get(k, "") for k in ("phase", "priority", "title", "done", "timeframe")},
-             plan.shortened, f"action item {n}: ")
+        _fit(
+            ActionItem,
+            {k: i.get(k, "") for k in ("phase", "priority", "title", "done", "timeframe")},
+            plan.shortened,
+            f"action item {n}: ",
+        )
         for n, i in enumerate(plan.action_items, start=1)
-    ]  # fmt: skip
+    ]
     investigation, created_redactions = investigation_create(
         actor=actor, data=data, findings=findings, action_items=items, component_names=plan.components
     )
@@ -262,16 +315,28 @@ def investigation_import(*, actor: AbstractBaseUser | None, raw: bytes | str) ->
 def investigation_plan(investigation: Investigation):
     """The investigation as a markdown_io.Plan, for export."""
     return Plan(
-        title=investigation.title, summary=investigation.summary, severity=investigation.severity,
-        status=investigation.status, environment=investigation.environment,
+        title=investigation.title,
+        summary=investigation.summary,
+        severity=investigation.severity,
+        status=investigation.status,
+        environment=investigation.environment,
         components=sorted(investigation.components.values_list("name", flat=True)),
-        impact_user=investigation.impact_user, impact_business=investigation.impact_business,
-        impact_platform=investigation.impact_platform, reproduction_steps=investigation.reproduction_steps,
-        risks=investigation.risks, mitigations=investigation.mitigations,
-        findings=list(investigation.findings.values("title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence")),
+        impact_user=investigation.impact_user,
+        impact_business=investigation.impact_business,
+        impact_platform=investigation.impact_platform,
+        reproduction_steps=investigation.reproduction_steps,
+        risks=investigation.risks,
+        mitigations=investigation.mitigations,
+        findings=list(
+            investigation.findings.values(
+                "title", "description", "status", "verdict_reason", "root_cause", "possible_causes", "evidence"
+            )
+        ),
         action_items=list(investigation.action_items.values("phase", "priority", "title", "done", "timeframe")),
         owner_label=investigation.owner_label or (investigation.owner.get_username() if investigation.owner else ""),
-        created=investigation.created_at.date(), next_review=investigation.next_review,
-        review_cadence=investigation.review_cadence, component_details=investigation.component_details,
+        created=investigation.created_at.date(),
+        next_review=investigation.next_review,
+        review_cadence=investigation.review_cadence,
+        component_details=investigation.component_details,
         notes=list(investigation.notes),
-    )  # fmt: skip
+    )

@@ -138,14 +138,20 @@ def _insert(rows: dict[Row, list]) -> int:
     InvestigationStat.objects.bulk_create(
         (
             InvestigationStat(
-                kind=kind, period=period, severity=severity, component_id=component, metric=metric, key=key,
-                n=n, total=total,
+                kind=kind,
+                period=period,
+                severity=severity,
+                component_id=component,
+                metric=metric,
+                key=key,
+                n=n,
+                total=total,
             )
             for (kind, period, severity, component, metric, key), (n, total) in rows.items()
             if n > 0
         ),
         batch_size=BATCH,
-    )  # fmt: skip
+    )
     return len(rows)
 
 

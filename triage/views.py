@@ -164,9 +164,12 @@ def transition(request: HttpRequest, pk: int):
         return redirect("triage:detail", pk=pk)
     try:
         services.investigation_transition(
-            investigation=investigation, actor=request.user, status=form.cleaned_data["status"],
-            resolution=form.cleaned_data["resolution"], duplicate_of=form.cleaned_data["duplicate_of"],
-        )  # fmt: skip
+            investigation=investigation,
+            actor=request.user,
+            status=form.cleaned_data["status"],
+            resolution=form.cleaned_data["resolution"],
+            duplicate_of=form.cleaned_data["duplicate_of"],
+        )
         messages.success(request, f"{investigation.number} is now {investigation.get_status_display()}.")
     except services.TransitionError as error:
         messages.error(request, str(error))

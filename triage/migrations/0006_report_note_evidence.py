@@ -4,20 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('triage', '0005_investigation_stat'),
+        ("triage", "0005_investigation_stat"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='report',
-            name='evidence',
-            field=models.TextField(blank=True, help_text="The reporter's check: number, masked key, each step's message (redacted)."),
+            model_name="report",
+            name="evidence",
+            field=models.TextField(
+                blank=True, help_text="The reporter's check: number, masked key, each step's message (redacted)."
+            ),
         ),
         migrations.AddField(
-            model_name='report',
-            name='note',
+            model_name="report",
+            name="note",
             field=models.TextField(blank=True, help_text="The reporter's words, redacted."),
         ),
     ]

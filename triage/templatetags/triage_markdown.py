@@ -15,9 +15,33 @@ from markdown_it import MarkdownIt
 register = template.Library()
 RENDER_LIMIT = 64 * 1024  # characters rendered as Markdown per field
 ALLOWED_TAGS = {
-    "p", "br", "hr", "pre", "code", "blockquote", "ul", "ol", "li", "strong", "em", "del", "s", "a",
-    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td",
-}  # fmt: skip
+    "p",
+    "br",
+    "hr",
+    "pre",
+    "code",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "strong",
+    "em",
+    "del",
+    "s",
+    "a",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+}
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 

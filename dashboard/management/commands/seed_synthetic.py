@@ -20,11 +20,26 @@ from triage import stats
 from triage.models import ActionItem, Component, Finding, Investigation, TimelineEvent
 
 BATCH = 5000
-CAUSES = ["WRITE_PERMISSION_DENIED", "AUTH_KEY_REJECTED", "REGISTRY_ADMIN_REQUIRED", "CONNECT_TIMEOUT", "RUN_NOT_FOUND",
-          "METRIC_NOT_FOUND", "AUTH_SCHEME_MISMATCH", "REGISTRY_UNAVAILABLE"]  # fmt: skip
-STEP_FOR_CAUSE = {"WRITE_PERMISSION_DENIED": "write", "AUTH_KEY_REJECTED": "auth", "REGISTRY_ADMIN_REQUIRED": "auth",
-                  "CONNECT_TIMEOUT": "tcp", "RUN_NOT_FOUND": "run", "METRIC_NOT_FOUND": "metric",
-                  "AUTH_SCHEME_MISMATCH": "auth", "REGISTRY_UNAVAILABLE": "health"}  # fmt: skip
+CAUSES = [
+    "WRITE_PERMISSION_DENIED",
+    "AUTH_KEY_REJECTED",
+    "REGISTRY_ADMIN_REQUIRED",
+    "CONNECT_TIMEOUT",
+    "RUN_NOT_FOUND",
+    "METRIC_NOT_FOUND",
+    "AUTH_SCHEME_MISMATCH",
+    "REGISTRY_UNAVAILABLE",
+]
+STEP_FOR_CAUSE = {
+    "WRITE_PERMISSION_DENIED": "write",
+    "AUTH_KEY_REJECTED": "auth",
+    "REGISTRY_ADMIN_REQUIRED": "auth",
+    "CONNECT_TIMEOUT": "tcp",
+    "RUN_NOT_FOUND": "run",
+    "METRIC_NOT_FOUND": "metric",
+    "AUTH_SCHEME_MISMATCH": "auth",
+    "REGISTRY_UNAVAILABLE": "health",
+}
 WORDS = [
     "registry",
     "403",
@@ -101,17 +116,19 @@ class Command(BaseCommand):
                 created = now - rng.random() * year
                 resolved = rng.random() < 0.6
                 resolved_at = min(now, created + timedelta(days=rng.expovariate(1 / 6))) if resolved else None
-                rows.append(Investigation(
-                    title=f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} problem #{offset}",
-                    summary="Synthetic investigation for load testing.",
-                    severity=rng.choices(severities, weights=[1, 3, 5, 3])[0],
-                    status=rng.choice(["resolved", "closed"]) if resolved else rng.choice(open_statuses),
-                    resolution=rng.choice(["fixed", "false_positive", "cannot_reproduce"]) if resolved else "",
-                    owner=rng.choice(support),
-                    next_review=(now + timedelta(days=rng.randint(-10, 20))).date(),
-                    created_at=created,
-                    resolved_at=resolved_at,
-                ))  # fmt: skip
+                rows.append(
+                    Investigation(
+                        title=f"{rng.choice(WORDS).capitalize()} {rng.choice(WORDS)} problem #{offset}",
+                        summary="Synthetic investigation for load testing.",
+                        severity=rng.choices(severities, weights=[1, 3, 5, 3])[0],
+                        status=rng.choice(["resolved", "closed"]) if resolved else rng.choice(open_statuses),
+                        resolution=rng.choice(["fixed", "false_positive", "cannot_reproduce"]) if resolved else "",
+                        owner=rng.choice(support),
+                        next_review=(now + timedelta(days=rng.randint(-10, 20))).date(),
+                        created_at=created,
+                        resolved_at=resolved_at,
+                    )
+                )
             with transaction.atomic():
                 created_rows = Investigation.objects.bulk_create(rows)
                 Investigation.components.through.objects.bulk_create(
@@ -121,17 +138,43 @@ class Command(BaseCommand):
                     ]
                 )
                 Finding.objects.bulk_create(
-                    [Finding(investigation=i, position=p, title=f"Finding {p}", status=rng.choice(Finding.Status.values))
-                     for i in created_rows for p in range(1, 4)], batch_size=BATCH,
-                )  # fmt: skip
+                    [
+                        Finding(
+                            investigation=i, position=p, title=f"Finding {p}", status=rng.choice(Finding.Status.values)
+                        )
+                        for i in created_rows
+                        for p in range(1, 4)
+                    ],
+                    batch_size=BATCH,
+                )
                 ActionItem.objects.bulk_create(
-                    [ActionItem(investigation=i, position=p, phase=f"Phase {p}", title=f"Action {p}", done=rng.random() < 0.5)
-                     for i in created_rows for p in range(1, 5)], batch_size=BATCH,
-                )  # fmt: skip
+                    [
+                        ActionItem(
+                            investigation=i,
+                            position=p,
+                            phase=f"Phase {p}",
+                            title=f"Action {p}",
+                            done=rng.random() < 0.5,
+                        )
+                        for i in created_rows
+                        for p in range(1, 5)
+                    ],
+                    batch_size=BATCH,
+                )
                 TimelineEvent.objects.bulk_create(
-                    [TimelineEvent(investigation=i, kind="change", subject="status", old_value="New", new_value=i.get_status_display())
-                     for i in created_rows for _ in range(3)], batch_size=BATCH,
-                )  # fmt: skip
+                    [
+                        TimelineEvent(
+                            investigation=i,
+                            kind="change",
+                            subject="status",
+                            old_value="New",
+                            new_value=i.get_status_display(),
+                        )
+                        for i in created_rows
+                        for _ in range(3)
+                    ],
+                    batch_size=BATCH,
+                )
             self.stdout.write(f"investigations: {offset + size}/{investigations} ({time.monotonic() - started:.0f}s)")
         rows = stats.rebuild()  # bulk_create bypasses the signals that keep the dashboard's counts
         self.stdout.write(f"investigation stats: {rows} day rows ({time.monotonic() - started:.0f}s)")
@@ -144,12 +187,20 @@ class Command(BaseCommand):
                 created = now - rng.random() * year
                 failed = rng.random() < 0.45
                 cause = rng.choice(CAUSES) if failed else "OK"
-                runs.append(CheckRun(
-                    user=rng.choice(developers), kind="connectivity" if STEP_FOR_CAUSE.get(cause) not in ("run", "metric") else "registration",
-                    status="failed" if failed else "passed", cause=cause, registry_url="https://registry.example",
-                    key_masked="hk_test_Syn0…00", created_at=created, started_at=created, finished_at=created + timedelta(seconds=1),
-                    deadline_at=created + timedelta(seconds=45),
-                ))  # fmt: skip
+                runs.append(
+                    CheckRun(
+                        user=rng.choice(developers),
+                        kind="connectivity" if STEP_FOR_CAUSE.get(cause) not in ("run", "metric") else "registration",
+                        status="failed" if failed else "passed",
+                        cause=cause,
+                        registry_url="https://registry.example",
+                        key_masked="hk_test_Syn0…00",
+                        created_at=created,
+                        started_at=created,
+                        finished_at=created + timedelta(seconds=1),
+                        deadline_at=created + timedelta(seconds=45),
+                    )
+                )
             with transaction.atomic():
                 created_runs = CheckRun.objects.bulk_create(runs)
                 steps = []
@@ -167,8 +218,18 @@ class Command(BaseCommand):
                         )
                     )
                     last = STEP_FOR_CAUSE.get(run.cause, "write")
-                    steps.append(CheckStep(run=run, position=2, name=last, title=last, status="fail" if run.cause != "OK" else "pass",
-                                           cause=run.cause, message="synthetic", duration_ms=rng.randint(5, 400)))  # fmt: skip
+                    steps.append(
+                        CheckStep(
+                            run=run,
+                            position=2,
+                            name=last,
+                            title=last,
+                            status="fail" if run.cause != "OK" else "pass",
+                            cause=run.cause,
+                            message="synthetic",
+                            duration_ms=rng.randint(5, 400),
+                        )
+                    )
                 CheckStep.objects.bulk_create(steps, batch_size=BATCH)
             if (offset // BATCH) % 20 == 0:
                 self.stdout.write(f"check runs: {offset + size}/{runs_total} ({time.monotonic() - started:.0f}s)")
