@@ -74,6 +74,10 @@ class RegistrationCheck(StepRunner):
         version = json_body(response).get("model_version", {})
         self.run_id, self.source = version.get("run_id") or None, version.get("source")
         self.model_id = version.get("model_id") or None
+        if not self.model_id and (self.source or "").startswith("models:/m-"):
+            # MLflow 3 answers a version made from a logged model with source models:/m-… and no model_id;
+            # creating a version from that source without the id is refused (400 INVALID_PARAMETER_VALUE).
+            self.model_id = self.source.removeprefix("models:/")
         return None
 
     def step_run(self) -> Diagnosis:

@@ -283,7 +283,8 @@ def test_every_snippet_the_portal_renders_runs_against_the_devstack(devstack, de
         baseline_value="0.92",
     )
     engine = RegistrationCheck(devstack.url, devstack_keys["writer"], request, idempotency_key=f"snip-{source_kind}")
-    assert {r.name: r.status for r in engine.run()}["verify"] == "pass"
+    results = engine.run()
+    assert {r.name: r.status for r in results}["verify"] == "pass", [r.evidence for r in results if r.status == "fail"]
     name = f"Snippet_{source_kind}"
     snippet = python_snippet(
         registry_url=devstack.url,
