@@ -42,6 +42,7 @@ def index(request: HttpRequest):
         "components": Component.objects.all(),
         "list_query": urlencode(base),
         "list_url": reverse("triage:index"),
+        "findings_url": reverse("triage:findings"),
         "history_url": reverse("onboarding:history"),  # reversed once: the page links some 40 numbers to it
         "trend_svg": weekly_bars_svg(numbers["trend"]),
         "funnel_svg": funnel_svg(numbers["funnel"]["steps"]),

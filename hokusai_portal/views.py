@@ -2,8 +2,9 @@ import logging
 import sys
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -24,6 +25,12 @@ def home(request: HttpRequest):
     if Role.MANAGER in roles:
         return redirect("dashboard:index")
     return redirect("onboarding:index")
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and tools ask for /favicon.ico whatever the page says: send them to the real one."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 @never_cache

@@ -36,8 +36,8 @@ class RegistrationForm(forms.Form):
     model_uri = forms.CharField(
         label="Model URI",
         max_length=500,
-        help_text="Where the logged model is: runs:/<run_id>/model (the seed's example: runs:/<run_id>/model), "
-        "models:/<name>/<version>, models:/m-<id> or mlflow-artifacts:/<path>.",
+        help_text="Pick a run above to fill it, or type it: models:/m-<id> (a logged model), runs:/<run_id>/model, "
+        "models:/<name>/<version> or mlflow-artifacts:/<path>.",
         widget=forms.TextInput(attrs={"placeholder": "runs:/<run_id>/model"}),
     )
     model_name = forms.CharField(

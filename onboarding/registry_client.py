@@ -145,8 +145,23 @@ class RegistryClient:
         return self.get("/api/3.0/mlflow/server-info", authenticated=False)
 
     # Tracking
-    def search_experiments(self, *, max_results: int = 1) -> requests.Response:
-        return self.get(f"{API}/experiments/search", max_results=max_results)
+    def search_experiments(self, *, max_results: int = 1, page_token: str = "") -> requests.Response:
+        params = {"max_results": max_results} | ({"page_token": page_token} if page_token else {})
+        return self.get(f"{API}/experiments/search", **params)
+
+    def search_runs(
+        self, *, experiment_ids: list[str], filter: str, max_results: int, page_token: str = ""
+    ) -> requests.Response:
+        """Newest first. MLflow 3 lists a run's logged models under outputs.model_outputs."""
+        payload = {
+            "experiment_ids": experiment_ids,
+            "filter": filter,
+            "max_results": max_results,
+            "order_by": ["attributes.start_time DESC"],
+        }
+        if page_token:
+            payload["page_token"] = page_token
+        return self.post(f"{API}/runs/search", payload)
 
     def get_run(self, run_id: str) -> requests.Response:
         return self.get(f"{API}/runs/get", run_id=run_id)

@@ -1,7 +1,9 @@
 """Onboarding reads. Every read of a run goes through here so ownership is checked in one place."""
 
+import time
+
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.roles import Role, has_role
@@ -9,6 +11,7 @@ from hokusai_portal import query as query_values
 
 from .diagnosis import StepStatus
 from .models import ApiKey, CheckRun, CheckStep, Registration
+from .registration_input import RegistrationRequest
 from .snippet import python_snippet
 
 WIZARD_STEPS = [("key", "Key"), ("connectivity", "Connectivity"), ("registration", "Registration"), ("done", "Done")]
@@ -70,8 +73,10 @@ def onboarding_state(*, user) -> dict:
         current = "key"
     elif not connectivity_passed:
         current = "connectivity"
-    else:
+    elif not registered:
         current = "registration"
+    else:
+        current = "done"
     done = {
         "key": api_key is not None,
         "connectivity": connectivity_passed,
@@ -108,25 +113,38 @@ def registration_initial(*, user) -> dict:
 
 
 def registration_result(*, run: CheckRun) -> dict:
-    """For a registration run: the registration, and once registered the registry link and the snippet."""
+    """For a registration run: the registration, and once registered the snippet that reproduces it."""
     if run.kind != CheckRun.Kind.REGISTRATION:
         return {}
     registration = run.registration
     context = {"registration": registration}
     if run.status == CheckRun.Status.PASSED:
-        from .services import registration_request_of
-
-        context["registry_link"] = (
-            f"{run.registry_url}/#/models/{registration.model_name}/versions/{registration.version}"
-        )
-        context["snippet"] = python_snippet(
-            registry_url=run.registry_url,
-            request=registration_request_of(registration),
-            source=registration.source,
-            run_id=registration.run_id or None,
-            model_id=registration.model_id or None,
-        )
+        context["snippet"] = registration_snippet(registration=registration)
     return context
+
+
+def registration_snippet(*, registration: Registration) -> str:
+    return python_snippet(
+        registry_url=registration.check_run.registry_url,
+        request=RegistrationRequest(
+            **{name: getattr(registration, name) for name in RegistrationRequest.STORED_FIELDS}
+        ),
+        source=registration.source,
+        run_id=registration.run_id or None,
+        model_id=registration.model_id or None,
+    )
+
+
+def registrations_done(*, user) -> QuerySet[Registration]:
+    """The user's registrations that passed (the version exists and was read back), newest first."""
+    return Registration.objects.filter(
+        user=user, failed=False, check_run__status=CheckRun.Status.PASSED
+    ).select_related("check_run")
+
+
+def registration_owned_by(*, user, registration_id: int) -> Registration:
+    """The user's own registration, or 404 (another developer's is not admitted to exist)."""
+    return get_object_or_404(registrations_done(user=user), pk=registration_id)
 
 
 def check_run_queued_ahead(*, run: CheckRun) -> int:
@@ -142,3 +160,41 @@ def check_run_server_version(*, run: CheckRun) -> str:
     """The MLflow version the identity step read ("" when it could not)."""
     identity = next((step for step in run.steps.all() if step.name == "identity"), None)
     return str((identity.evidence or {}).get("version", "")) if identity else ""
+
+
+def check_run_state(*, run_id: int) -> str:
+    """What a watcher of the run has seen, as a token: status, steps saved, attempt, queue trouble."""
+    row = (
+        CheckRun.objects.filter(pk=run_id)
+        .annotate(step_count=Count("steps"))
+        .values_list("status", "step_count", "attempt", "enqueue_error")
+        .first()
+    )
+    return "" if row is None else f"{row[0]}.{row[1]}.{row[2]}.{int(bool(row[3]))}"
+
+
+def check_run_wait(*, run_id: int, seen: str, timeout: float, interval: float = 0.05) -> str:
+    """Block until the run's state differs from `seen` (or `timeout` passes); return the state. One
+    indexed query every `interval`: a step the worker saves reaches the page within ~interval + a
+    round trip, instead of waiting for the next 500 ms poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = check_run_state(run_id=run_id)
+        if state != seen or time.monotonic() >= deadline:
+            return state
+        time.sleep(interval)
+
+
+def check_run_announcement(*, run: CheckRun, steps: list[CheckStep]) -> str:
+    """One sentence for the page's live region: the verdict when the run is over, else the latest step."""
+    if run.status == CheckRun.Status.PASSED:
+        return f"Check passed: every step passed{f' in {run.duration_ms} ms' if run.duration_ms is not None else ''}."
+    if run.is_finished:
+        failing = next((s for s in steps if s.status == StepStatus.FAIL), None)
+        if failing:
+            return f"Check failed at {failing.title}: {failing.message} How to fix: {failing.remedy}"
+        return f"Check did not finish ({run.cause})."
+    if steps:
+        last = steps[-1]
+        return f"Step {len(steps)}: {last.title}, {last.get_status_display().lower()}."
+    return "Check queued." if run.status == CheckRun.Status.QUEUED else "Check running."

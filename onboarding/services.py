@@ -1,7 +1,9 @@
 """Onboarding writes: save/forget a key, start and execute checks, expire lost runs."""
 
 import logging
-from datetime import timedelta
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -14,14 +16,16 @@ from hokusai_portal.ratelimit import Limited, SlidingWindow
 
 from . import lifecycle
 from .checks import ConnectivityCheck, StepResult
-from .diagnosis import StepStatus
+from .diagnosis import Diagnosis, StepStatus, diagnose_exception, diagnose_response
 from .keys import NormalisedKey, key_normalise
 from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration
 from .registration import RegistrationCheck
 from .registration_input import RegistrationRequest
+from .registry_client import Deadline, RegistryClient, json_body, version_tags
 
 logger = logging.getLogger(__name__)
 
+READ_BACK_SECONDS = 6
 KEY_SUBMISSIONS_PER_WINDOW = 10
 KEY_SUBMISSION_WINDOW_SECONDS = 600
 KEY_SUBMISSIONS = SlidingWindow("key-submissions", KEY_SUBMISSIONS_PER_WINDOW, KEY_SUBMISSION_WINDOW_SECONDS)
@@ -231,3 +235,135 @@ def progress_mark(*, user: AbstractBaseUser, milestone: str, at=None) -> None:
     at = at or timezone.now()
     progress, _ = DeveloperProgress.objects.get_or_create(user=user, defaults={"signed_up_at": user.date_joined})
     DeveloperProgress.objects.filter(pk=progress.pk, **{f"{milestone}__isnull": True}).update(**{milestone: at})
+
+
+@dataclass
+class VersionReadBack:
+    """A registered version as the registry answers now, read with the developer's own key."""
+
+    status: str = ""
+    source: str = ""
+    run_id: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    problem: Diagnosis | None = None  # why it could not be read (no key, registry down, key rejected...)
+
+
+def registered_version_read(*, registration: Registration) -> VersionReadBack:
+    """Read the version back live (the registry UI cannot take an API key from a browser): status,
+    source and tags, through the one registry client with the owner's saved key and short timeouts."""
+    api_key = ApiKey.objects.filter(user=registration.user).first()
+    if api_key is None:
+        return VersionReadBack(
+            problem=Diagnosis(
+                "fail", "", "No API key is saved in the portal.", "Save your key to read the version.", {}
+            )
+        )
+    client = RegistryClient(
+        registration.check_run.registry_url, api_key_reveal(api_key), deadline=Deadline(READ_BACK_SECONDS)
+    )
+    try:
+        response = client.get_model_version(registration.model_name, registration.version)
+        problem = diagnose_response(response)
+        if problem:
+            return VersionReadBack(problem=problem)
+        version = json_body(response).get("model_version", {})
+        return VersionReadBack(
+            status=str(version.get("status", "")),
+            source=str(version.get("source", "")),
+            run_id=str(version.get("run_id") or ""),
+            tags=version_tags(version),
+        )
+    except Exception as exc:  # the network's failures, named by their cause; never a 500 for a read
+        return VersionReadBack(problem=diagnose_exception(exc))
+    finally:
+        client.close()
+
+
+RUNS_PER_PICKER_PAGE = 10
+PICKER_QUERY = re.compile(r"[^A-Za-z0-9 _.\-]")
+
+
+@dataclass
+class PickableRun:
+    run_id: str
+    run_name: str
+    experiment: str
+    ended_at: datetime | None
+    metrics: list[tuple[str, float]]
+    model_ids: list[str]
+
+    @property
+    def model_uri(self) -> str:
+        """What to register: the run's logged model when it has one (MLflow 3), else its artifact path."""
+        return f"models:/{self.model_ids[0]}" if self.model_ids else f"runs:/{self.run_id}/model"
+
+
+@dataclass
+class RunPickerPage:
+    runs: list[PickableRun] = field(default_factory=list)
+    next_token: str = ""
+    query: str = ""
+    problem: Diagnosis | None = None
+
+
+def run_picker_page(*, user: AbstractBaseUser, query: str = "", page_token: str = "") -> RunPickerPage:
+    """The finished runs the developer's saved key can see, newest first, searched by run name or id:
+    read per request through the one registry client (nothing is copied into the portal)."""
+    query = PICKER_QUERY.sub("", query or "").strip()[:100]
+    page = RunPickerPage(query=query)
+    api_key = ApiKey.objects.filter(user=user).first()
+    if api_key is None:
+        page.problem = Diagnosis("fail", "", "No API key is saved in the portal.", "Save your key first.", {})
+        return page
+    client = RegistryClient(
+        settings.HOKUSAI_REGISTRY_URL, api_key_reveal(api_key), deadline=Deadline(READ_BACK_SECONDS)
+    )
+    try:
+        listed = client.search_experiments(max_results=100)
+        if problem := diagnose_response(listed):
+            page.problem = problem
+            return page
+        experiments = {
+            e.get("experiment_id"): e.get("name", "")
+            for e in json_body(listed).get("experiments", [])
+            if isinstance(e, dict)
+        }
+        if not experiments:
+            return page
+        condition = "attributes.status = 'FINISHED'"
+        if re.fullmatch(r"[0-9a-f]{32}", query):
+            condition += f" and attributes.run_id = '{query}'"
+        elif query:
+            condition += f" and attributes.run_name LIKE '%{query}%'"
+        answer = client.search_runs(
+            experiment_ids=list(experiments),
+            filter=condition,
+            max_results=RUNS_PER_PICKER_PAGE,
+            page_token=(page_token or "")[:2000],
+        )
+        if problem := diagnose_response(answer):
+            page.problem = problem
+            return page
+        body = json_body(answer)
+        page.next_token = str(body.get("next_page_token") or "")
+        for run in body.get("runs", []):
+            info, data = run.get("info", {}), run.get("data", {})
+            ended = info.get("end_time")
+            page.runs.append(
+                PickableRun(
+                    run_id=str(info.get("run_id", "")),
+                    run_name=str(info.get("run_name", "")),
+                    experiment=experiments.get(info.get("experiment_id"), ""),
+                    ended_at=datetime.fromtimestamp(ended / 1000, tz=UTC) if isinstance(ended, int) else None,
+                    metrics=sorted((m.get("key", ""), m.get("value")) for m in data.get("metrics", [])),
+                    model_ids=[
+                        o.get("model_id") for o in run.get("outputs", {}).get("model_outputs", []) if o.get("model_id")
+                    ],
+                )
+            )
+        return page
+    except Exception as exc:  # the network's failures, named by their cause
+        page.problem = diagnose_exception(exc)
+        return page
+    finally:
+        client.close()

@@ -12,5 +12,8 @@ urlpatterns = [
     path("checks/<int:run_id>/", views.check_run, name="check_run"),
     path("checks/<int:run_id>/retry/", views.check_run_retry, name="check_run_retry"),
     path("registration/", views.registration, name="registration"),
+    path("registration/runs/", views.run_picker, name="run_picker"),
+    path("done/", views.done, name="done"),
+    path("registrations/<int:registration_id>/", views.registered_version, name="registered_version"),
     path("checks/<int:run_id>/report/", views.report_problem, name="report_problem"),
 ]

@@ -1,3 +1,6 @@
+import os
+import threading
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest
@@ -72,12 +75,37 @@ def connectivity(request: HttpRequest):
     return render(request, "onboarding/connectivity.html", {"form": form, **state, "current": "connectivity"})
 
 
+# Long polls held at once per web process: each holds a thread. Past this, a page polls every 500 ms.
+LONG_POLL_SLOTS = threading.BoundedSemaphore(int(os.getenv("CHECK_LONG_POLL_SLOTS", "2")))
+LONG_POLL_SECONDS = 20
+
+
 @role_required(Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # read-only for others: the forms are the owner's
 def check_run(request: HtmxHttpRequest, run_id: int):
+    """A check's page. Its htmx partial is long-polled: `?seen=<state>` is answered as soon as the run's
+    state differs (a step saved, the verdict), or after LONG_POLL_SECONDS; with no slot free, at once,
+    and the page falls back to polling every 500 ms. A plain reload shows the same."""
     run = selectors.check_run_get_for(user=request.user, run_id=run_id)
+    long_poll = True
+    if request.htmx and (seen := request.GET.get("seen")) is not None and not run.is_finished:
+        if LONG_POLL_SLOTS.acquire(blocking=False):
+            try:
+                selectors.check_run_wait(run_id=run.pk, seen=seen[:60], timeout=LONG_POLL_SECONDS)
+            finally:
+                LONG_POLL_SLOTS.release()
+        else:
+            long_poll = False  # every slot is taken: answer now, and the page polls again in 500 ms
+    # The state first, then what is shown: a step saved in between is newer than the token, so the next
+    # long poll returns at once instead of missing it.
+    state = selectors.check_run_state(run_id=run.pk)
+    run = selectors.check_run_get_for(user=request.user, run_id=run_id)
+    steps = list(run.steps.all())
     context = {
         "run": run,
-        "steps": list(run.steps.all()),
+        "steps": steps,
+        "state": state,
+        "long_poll": long_poll,
+        "announcement": selectors.check_run_announcement(run=run, steps=steps),
         "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,
         "run_cause": CAUSES.get(run.cause, ("", "")),
         **selectors.registration_result(run=run),
@@ -87,11 +115,11 @@ def check_run(request: HtmxHttpRequest, run_id: int):
         if run.is_finished:  # 286: htmx stops polling (and still swaps in the final state)
             response.status_code = HttpResponseStopPolling.status_code
         return response
-    state = selectors.onboarding_state(user=request.user)
+    wizard = selectors.onboarding_state(user=request.user)
     current = "registration" if run.kind == run.Kind.REGISTRATION else "connectivity"
     if current == "registration" and run.status == run.Status.PASSED:
         current = "done"
-    return render(request, "onboarding/check_run.html", {**state, **context, "current": current})
+    return render(request, "onboarding/check_run.html", {**wizard, **context, "current": current})
 
 
 @onboarding_role
@@ -142,6 +170,46 @@ def registration(request: HttpRequest):
         registration = services.registration_start(user=request.user, request=form.registration_request)
         return redirect("onboarding:check_run", run_id=registration.check_run_id)
     return render(request, "onboarding/registration.html", {**state, "form": form, "current": "registration"})
+
+
+@onboarding_role
+def run_picker(request: HtmxHttpRequest):
+    """The runs the saved key can see, to pick from instead of typing a run id (a partial for htmx)."""
+    page = services.run_picker_page(
+        user=request.user, query=request.GET.get("q", ""), page_token=request.GET.get("page_token", "")
+    )
+    template = "onboarding/run_picker.html#picker" if request.htmx else "onboarding/run_picker.html"
+    return render(request, template, {"picker": page})
+
+
+@onboarding_role
+def done(request: HttpRequest):
+    """The wizard's last step: what was registered, how to reproduce it, what to do next."""
+    state = selectors.onboarding_state(user=request.user)
+    if not state["registered"]:
+        return redirect(f"onboarding:{state['current']}")
+    registrations = selectors.registrations_done(user=request.user)
+    latest = registrations.first()
+    context = {
+        **state,
+        "current": "done",
+        "latest": latest,
+        "snippet": selectors.registration_snippet(registration=latest),
+        "earlier": registrations[1:11],
+    }
+    return render(request, "onboarding/done.html", context)
+
+
+@onboarding_role
+def registered_version(request: HttpRequest, registration_id: int):
+    """A registered version read back live from the registry with the owner's key."""
+    registration = selectors.registration_owned_by(user=request.user, registration_id=registration_id)
+    read = services.registered_version_read(registration=registration)
+    state = selectors.onboarding_state(user=request.user)
+    keys = list(read.tags) + [key for key in registration.tags if key not in read.tags]
+    tag_rows = [(key, read.tags.get(key), registration.tags.get(key)) for key in keys]
+    context = {**state, "current": "done", "registration": registration, "read": read, "tag_rows": tag_rows}
+    return render(request, "onboarding/registered_version.html", context)
 
 
 @onboarding_role

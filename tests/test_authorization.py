@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from onboarding.models import CheckRun, CheckStep
+from onboarding.models import CheckRun, CheckStep, Registration
 from tests.test_malformed_input import url_patterns
 from triage.models import ActionItem, Finding, Investigation, Report
 
@@ -33,6 +33,7 @@ STAFF_READ = row(LOGIN, DENY, DENY, OK, OK)
 ACCESS = {
     "home": row(LOGIN, OK, OK, OK, OK),
     "healthz": EVERYONE,
+    "favicon": EVERYONE,
     "api_status": row(TOKEN, DENY, DENY, OK, OK),
     "accounts:login": EVERYONE,
     "accounts:logout": row(LOGIN, LOGIN, LOGIN, LOGIN, LOGIN),  # signed out, then to the sign-in page
@@ -43,6 +44,10 @@ ACCESS = {
     "onboarding:connectivity": DEVELOPERS,
     "onboarding:history": row(LOGIN, OK, OK, OK, OK),
     "onboarding:registration": DEVELOPERS,
+    "onboarding:run_picker": DEVELOPERS,  # lists what the user's own saved key sees
+    "onboarding:done": DEVELOPERS,  # before a registration: sent on to the step they are at
+    # A's registered version, read live with A's key: only A (support cannot borrow a developer's key).
+    "onboarding:registered_version": row(LOGIN, OK, HIDDEN, HIDDEN, DENY),
     # A's check: A and staff read it; B is not told it exists.
     "onboarding:check_run": row(LOGIN, OK, HIDDEN, OK, OK),
     "onboarding:check_run_retry": row(LOGIN, OK, DENY, DENY, DENY),
@@ -52,6 +57,7 @@ ACCESS = {
     "triage:create": SUPPORT,
     "triage:import": SUPPORT,
     "triage:my_reports": row(LOGIN, OK, OK, OK, DENY),
+    "triage:findings": STAFF_READ,
     # The investigation A reported: A reads it (public parts and A's own report), B does not see it.
     "triage:detail": row(LOGIN, OK, HIDDEN, OK, OK),
     "triage:edit": SUPPORT,
@@ -90,8 +96,31 @@ def world(alice, dave, bob, charlie):
     )
     investigation = Investigation.objects.create(title="Matrix", severity="medium", reporter=alice, created_at=now)
     report = Report.objects.create(investigation=investigation, reporter=alice, check_run=run)
+    registered = CheckRun.objects.create(
+        user=alice,
+        kind="registration",
+        status="passed",
+        cause="OK",
+        registry_url="http://127.0.0.1:1",
+        key_masked="hk_test_abcd…yz",
+        deadline_at=now,
+        finished_at=now,
+    )
+    registration = Registration.objects.create(
+        user=alice,
+        check_run=registered,
+        model_uri="runs:/abc/model",
+        model_name="Owned_By_A",
+        token_id="A",
+        metric_name="accuracy",
+        baseline_value=0.9,
+        idempotency_key="world-a",
+        version="1",
+        source="models:/m-1",
+    )
     ids = {
         "run_id": run.pk,
+        "registration_id": registration.pk,
         "pk": investigation.pk,
         "triage:finding_status": Finding.objects.create(investigation=investigation, title="F").pk,
         "triage:action_toggle": ActionItem.objects.create(investigation=investigation, title="A").pk,

@@ -43,22 +43,36 @@ def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(
     assert page.get_by_text("Continue to registration").is_visible()
     run = CheckRun.objects.get()
     assert run.status == CheckRun.Status.PASSED
-    # Steps arrived by polling the partial, not by reloading the page.
-    polls = [url for url in requests_seen if url.endswith(f"/onboarding/checks/{run.pk}/")]
-    assert len(polls) >= 2
+    # Steps arrived by long-polling the partial, not by reloading the page.
+    polls = [url for url in requests_seen if f"/onboarding/checks/{run.pk}/?seen=" in url]
+    assert len(polls) >= 1
 
     page.get_by_role("link", name="Continue to registration").click()
-    run_id = devstack.state()["run_id"]
-    page.get_by_label("Model URI").fill(f"runs:/{run_id}/model")
+    # Pick, don't type: the run the key can see, with its metric, fills the form.
+    page.get_by_role("button", name="Use accuracy = 0.93").click()
+    assert page.get_by_label("Model URI").input_value() == f"models:/{devstack.state()['logged_model_id']}"
+    assert page.get_by_label("Metric name").input_value() == "accuracy"
+    assert "The run's accuracy: 0.93" in page.locator("#run-metric-hint").inner_text()
     page.get_by_label("Model name", exact=True).fill("LSCOR_Browser_Model")
     page.get_by_label("Token id").fill("LSCOR")
-    page.get_by_label("Metric name").fill("accuracy")
     page.get_by_label("Baseline value").fill("0.92")
     page.get_by_role("button", name="Check and register").click()
     page.locator('[data-step="verify"][data-status="pass"]').wait_for(timeout=60_000)
     assert page.get_by_test_id("version").inner_text() == "1"
     assert "hokusai_token_id" in page.get_by_test_id("registration").inner_text()
     assert 'os.environ["HOKUSAI_API_KEY"]' in page.get_by_test_id("snippet").inner_text()
+    assert devstack_keys["writer"] not in page.content()
+    # Done is a place: the wizard's last step is current, with the version, its tags and what next.
+    page.get_by_role("link", name="Done: what next").click()
+    page.get_by_test_id("done").wait_for()
+    assert page.locator('.wizard li[aria-current="step"]').inner_text().strip() == "4. Done"
+    assert page.get_by_test_id("version").inner_text() == "1"
+    page.goto(f"{live_server.url}/onboarding/")  # a registered developer is sent to Done, not the form
+    page.get_by_test_id("done").wait_for()
+    # The version as the registry has it now, read with the saved key (the registry UI would answer 401).
+    page.get_by_role("link", name="See it as the registry has it now").click()
+    assert page.get_by_test_id("version-status").inner_text() == "READY"
+    assert page.locator('tr[data-tag="hokusai_token_id"]').inner_text().split() == ["hokusai_token_id", "LSCOR", "same"]
     assert devstack_keys["writer"] not in page.content()
     # Nothing was fetched from outside the portal (htmx and CSS ship with it).
     assert all(url.startswith(live_server.url) for url in requests_seen)

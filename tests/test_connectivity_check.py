@@ -3,13 +3,15 @@
 No HTTP is mocked: the registry is the devstack MLflow server, or a small misbehaving server on loopback."""
 
 import logging
+import re
+import threading
 import time
 
 import pytest
 from django.urls import reverse
 
 from devstack.server import free_port
-from onboarding import services
+from onboarding import services, views
 from onboarding.models import CheckRun
 from tests.conftest import SEED_KEY, key_appears_in_database, wait_for_run
 from tests.fault_servers import http_server, hung_server, self_signed_context
@@ -241,7 +243,42 @@ def test_htmx_polling_gets_the_partial_and_stops_when_finished(client, alice, de
     assert "hx-trigger" not in partial  # finished: polling stops
     CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.RUNNING)
     running = client.get(reverse("onboarding:check_run", args=[run.pk]), headers={"HX-Request": "true"})
-    assert running.status_code == 200 and 'hx-trigger="every 500ms"' in running.content.decode()
+    html = running.content.decode()
+    assert running.status_code == 200 and 'hx-trigger="load"' in html
+    seen = re.search(r"\?seen=([^\"]+)\"", html)[1]
+    assert seen == f"running.{run.steps.count()}.{run.attempt}.0"
+    # The live region is updated out of band, so the page keeps one region that announces each change.
+    assert f'<p id="run-live-{run.pk}" hx-swap-oob="innerHTML">' in html
+
+    # A long poll: held until the run changes, then answered at once with the change.
+    def finish_later():
+        time.sleep(0.4)
+        CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.PASSED)
+
+    threading.Thread(target=finish_later).start()
+    started = time.monotonic()
+    changed = client.get(
+        reverse("onboarding:check_run", args=[run.pk]) + f"?seen={seen}", headers={"HX-Request": "true"}
+    )
+    waited = time.monotonic() - started
+    assert changed.status_code == 286 and 'data-status="passed"' in changed.content.decode()
+    assert 0.3 < waited < views.LONG_POLL_SECONDS / 2  # it waited for the change, not for its timeout
+    assert "Check passed" in changed.content.decode()  # the verdict, announced
+
+    # Every long-poll slot taken: answered at once, and the page polls again in 500 ms.
+    CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.RUNNING)
+    held = [views.LONG_POLL_SLOTS.acquire(blocking=False) for _ in range(8)]
+    try:
+        started = time.monotonic()
+        busy = client.get(
+            reverse("onboarding:check_run", args=[run.pk]) + f"?seen={seen}", headers={"HX-Request": "true"}
+        )
+        assert time.monotonic() - started < views.LONG_POLL_SECONDS / 4
+        assert 'hx-trigger="load delay:500ms"' in busy.content.decode()
+    finally:
+        for taken in held:
+            if taken:
+                views.LONG_POLL_SLOTS.release()
 
 
 def test_history_shows_own_runs_and_support_sees_all(client, alice, dave, bob, devstack, devstack_keys, settings):

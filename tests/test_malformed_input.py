@@ -22,7 +22,7 @@ import onboarding.forms
 import triage.forms
 from dashboard.selectors import DashboardFilters
 from onboarding import selectors as onboarding_selectors
-from onboarding.models import CheckRun, CheckStep
+from onboarding.models import CheckRun, CheckStep, Registration
 from triage import selectors as triage_selectors
 from triage.models import ActionItem, Finding, Investigation, Report
 
@@ -97,8 +97,31 @@ def world(alice, dave, bob, charlie):
     finding = Finding.objects.create(investigation=investigation, title="A finding")
     action = ActionItem.objects.create(investigation=investigation, title="An action")
     report = Report.objects.create(investigation=investigation, reporter=alice, check_run=run)
+    registered = CheckRun.objects.create(
+        user=alice,
+        kind="registration",
+        status="passed",
+        cause="OK",
+        registry_url="http://127.0.0.1:1",
+        key_masked="hk_test_abcd…yz",
+        deadline_at=now,
+        finished_at=now,
+    )
+    registration = Registration.objects.create(
+        user=alice,
+        check_run=registered,
+        model_uri="runs:/abc/model",
+        model_name="Owned_By_A",
+        token_id="A",
+        metric_name="accuracy",
+        baseline_value=0.9,
+        idempotency_key="world-a",
+        version="1",
+        source="models:/m-1",
+    )
     ids = {
         "run_id": run.pk,
+        "registration_id": registration.pk,
         "pk": investigation.pk,
         "triage:finding_status": finding.pk,
         "triage:action_toggle": action.pk,

@@ -375,3 +375,30 @@ def test_an_invalid_token_id_carries_its_cause_code(client, alice, devstack, dev
     page = client.post(reverse("onboarding:registration"), form_data(devstack, token_id="-bad")).content.decode()
     assert 'data-field="token_id" data-cause="TOKEN_ID_INVALID"' in page
     assert 'data-cause="required"' not in client.post(reverse("onboarding:registration"), {}).content.decode()
+
+
+def test_the_run_picker_lists_what_the_key_sees_with_metrics_and_logged_model(
+    client, alice, devstack, devstack_keys, settings
+):
+    """Seen: the run id was nowhere in the portal; a newcomer had to call the registry's REST API."""
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    client.force_login(alice)
+    no_key = client.get(reverse("onboarding:run_picker"), headers={"HX-Request": "true"}).content.decode()
+    assert "No API key is saved" in no_key
+    services.api_key_save(user=alice, raw_key=devstack_keys["writer"])
+    state = devstack.state()
+    html = client.get(reverse("onboarding:run_picker"), headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in html and state["run_id"] in html and "lscor-baseline" in html
+    assert (
+        f'data-fill-model-uri="models:/{state["logged_model_id"]}" data-fill-metric="accuracy" data-fill-value="0.93"'
+        in html
+    )
+    searched = client.get(reverse("onboarding:run_picker") + "?q=no-such-run", headers={"HX-Request": "true"})
+    assert "No finished run matches “no-such-run”" in searched.content.decode()
+    by_id = client.get(reverse("onboarding:run_picker") + f"?q={state['run_id']}").content.decode()
+    assert state["run_id"] in by_id and "<html" in by_id  # without htmx: a page of its own
+    hostile = client.get(reverse("onboarding:run_picker") + "?q=' OR 1=1 --&page_token=not-a-token")
+    assert hostile.status_code == 200 and 'role="alert"' in hostile.content.decode()  # said, not a 500
+    services.api_key_save(user=alice, raw_key=devstack_keys["revoked"])
+    revoked = client.get(reverse("onboarding:run_picker"), headers={"HX-Request": "true"}).content.decode()
+    assert 'data-cause="AUTH_KEY_REJECTED"' in revoked

@@ -179,3 +179,18 @@ def test_over_long_values_are_shortened_to_fit_and_the_user_is_told(client, bob)
 def test_a_heading_inside_a_code_block_is_not_the_title(db):
     plan = parse_plan("```\n# not the title\n```\n\n# The real title\n\n## Bug Summary\nText\n")
     assert plan.title == "The real title"
+
+
+def test_importing_the_same_plan_twice_offers_the_first_instead_of_a_copy(client, bob):
+    """Seen: five imports of one plan made five investigations, silently."""
+    client.force_login(bob)
+    first = client.post(reverse("triage:import"), {"text": SEED.read_text()})
+    existing = Investigation.objects.get()
+    again = client.post(reverse("triage:import"), {"text": SEED.read_text().replace("\n", "\r\n")})  # same text, CRLF
+    html = again.content.decode()
+    assert first.status_code == 302 and again.status_code == 200
+    assert f"already imported as {existing.number}" in html
+    assert f'href="{reverse("triage:detail", args=[existing.pk])}"' in html
+    assert Investigation.objects.count() == 1
+    copy = client.post(reverse("triage:import"), {"text": SEED.read_text(), "again": "on"})
+    assert copy.status_code == 302 and Investigation.objects.count() == 2

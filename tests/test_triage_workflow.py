@@ -219,3 +219,83 @@ def test_a_long_timeline_opens_on_its_latest_events_and_pages_back(client, bob, 
     older = client.get(url + unescape(earlier).split("#")[0]).content.decode()
     assert "update number 069" in older and "update number 119" not in older and 'data-testid="timeline-later"' in older
     assert client.get(url + "?timeline=not-a-page").status_code == 200
+
+
+def test_a_comment_says_who_sees_it_and_an_internal_note_never_reaches_the_reporter(client, bob, alice, investigation):
+    from triage.models import Report
+
+    Report.objects.create(investigation=investigation, reporter=alice)
+    client.force_login(bob)
+    url = reverse("triage:comment", args=[investigation.pk])
+    reply = client.post(url, {"body": "We reproduced it.", "visibility": "reporter"}, follow=True)
+    assert "Reply sent: the reporters see it." in reply.content.decode()
+    client.post(url, {"body": "Gateway scope bug, do not share yet.", "visibility": "internal"})
+    refused = client.post(url, {"body": "No button pressed"}, follow=True)
+    assert "Choose reply or internal note." in refused.content.decode()
+    staff_page = client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
+    assert "Reply · the reporters see it" in staff_page and "Internal note · support and managers only" in staff_page
+    client.force_login(alice)
+    page = client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
+    assert "We reproduced it." in page and "Gateway scope bug" not in page and "No button pressed" not in page
+
+
+def test_timeline_events_render_their_markdown(client, bob, investigation):
+    services._event(investigation, bob, "report", new="check #1", body="- **Key format**: pass `OK`")
+    client.force_login(bob)
+    page = client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
+    assert "<strong>Key format</strong>: pass <code>OK</code>" in page and "**Key format**" not in page
+
+
+def test_verdict_reason_and_root_cause_are_given_together_and_the_root_cause_stays_internal(
+    client, bob, alice, investigation
+):
+    from triage.models import Report
+
+    Report.objects.create(investigation=investigation, reporter=alice)
+    finding = investigation.findings.get()
+    client.force_login(bob)
+    page = client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
+    assert "Reason <small>· the reporters see it" in page and "Root cause <small>· support and managers only" in page
+    client.post(
+        reverse("triage:finding_status", args=[finding.pk]),
+        {
+            "status": "verified",
+            "reason": "Reproduced with a reader key.",
+            "root_cause": "Gateway maps write scope wrong.",
+        },
+        headers={"HX-Request": "true"},
+    )
+    finding.refresh_from_db()
+    assert (finding.status, finding.verdict_reason, finding.root_cause) == (
+        "verified",
+        "Reproduced with a reader key.",
+        "Gateway maps write scope wrong.",
+    )
+    client.force_login(alice)
+    reporter_page = client.get(reverse("triage:detail", args=[investigation.pk])).content.decode()
+    assert "Reproduced with a reader key." in reporter_page and "Gateway maps write scope" not in reporter_page
+
+
+def test_resolving_as_fixed_is_one_action_once_the_root_cause_is_written(client, bob):
+    """Seen: five separate submits to reach "resolved", and an investigation resolved with no owner."""
+    investigation, _ = services.investigation_create(
+        actor=bob, data={"title": "One-step resolve"}, findings=[{"title": "403 on write"}]
+    )
+    client.force_login(bob)
+    url = reverse("triage:transition", args=[investigation.pk])
+    refused = client.post(url, {"status": "resolved", "resolution": "fixed"}, follow=True).content.decode()
+    assert "write the root cause on the finding" in refused
+    investigation.findings.update(root_cause="The gateway mapped model:write to read.")
+    done = client.post(url, {"status": "resolved", "resolution": "fixed"}, follow=True).content.decode()
+    investigation.refresh_from_db()
+    assert (investigation.status, investigation.resolution, investigation.owner) == ("resolved", "fixed", bob)
+    assert "is now Resolved (Fixed); you are its owner now." in done
+    assert '<option value="fixed" selected>' in done  # the resolution shows after resolving
+    walked = list(investigation.timeline.filter(subject="status").values_list("old_value", "new_value"))
+    assert walked == [
+        ("New", "Investigating"),
+        ("Investigating", "Root cause identified"),
+        ("Root cause identified", "Fixing"),
+        ("Fixing", "Resolved"),
+    ]
+    assert investigation.timeline.filter(subject="owner").exists()

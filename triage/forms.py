@@ -100,18 +100,40 @@ class TransitionForm(forms.Form):
 
 
 class FindingStatusForm(forms.Form):
-    status = forms.ChoiceField(choices=Finding.Status.choices)
+    """A finding's verdict, its reason and its root cause, edited together where the verdict is given."""
+
+    status = forms.ChoiceField(choices=Finding.Status.choices, label="Verdict")
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
+    root_cause = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000, label="Root cause"
+    )
 
 
 class CommentForm(forms.Form):
-    body = forms.CharField(label="Comment", widget=forms.Textarea(attrs={"rows": 3}), max_length=20000)
-    internal = forms.BooleanField(label="Internal (support only)", required=False, initial=True)
+    """One box, two actions: the submit button pressed says who will read the comment."""
+
+    VISIBILITY = [("reporter", "Reply to reporter"), ("internal", "Internal note")]
+    body = forms.CharField(
+        label="Comment",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=20000,
+        help_text="A reply is shown to the developers who reported this; an internal note only to support and managers.",
+    )
+    visibility = forms.ChoiceField(choices=VISIBILITY, error_messages={"required": "Choose reply or internal note."})
+
+    @property
+    def internal(self) -> bool:
+        return self.cleaned_data["visibility"] == "internal"
 
 
 class ImportForm(forms.Form):
     file = forms.FileField(label="Markdown file", required=False, help_text=f"UTF-8, at most {MAX_BYTES // 1024} KiB.")
     text = forms.CharField(label="…or paste the plan", required=False, widget=forms.Textarea(attrs={"rows": 10}))
+    again = forms.BooleanField(
+        label="Import it again as a new investigation",
+        required=False,
+        help_text="Only if this plan was imported before and you want a second, separate copy.",
+    )
 
     def clean(self):
         cleaned = super().clean()

@@ -8,6 +8,7 @@ first MAX_HEADING characters, and findings, action items and sections are capped
 
 import bisect
 import functools
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -87,6 +88,7 @@ class Plan:
     component_details: str = ""
     notes: list[str] = field(default_factory=list)
     shortened: list[str] = field(default_factory=list, compare=False)  # set on import: values cut to fit
+    digest: str = field(default="", compare=False)  # SHA-256 of the text as read (mojibake repaired, LF ends)
 
 
 def repair_text(raw: bytes | str) -> str:
@@ -190,6 +192,7 @@ def _words(text: str) -> set[str]:
 
 def parse_plan(raw: bytes | str) -> Plan:
     text = repair_text(raw)
+    digest = hashlib.sha256(text.strip().encode("utf-8", "surrogatepass")).hexdigest()
     if not text.strip():
         raise PlanError("The file is empty.")
     title_match = next(_headings(text, 1), None)
@@ -198,7 +201,7 @@ def parse_plan(raw: bytes | str) -> Plan:
     title = _strip_md(title_match.group(1)[:MAX_HEADING])
     if not title:
         raise PlanError("The plan's title is empty: write it after the '# ' of its first line.")
-    plan = Plan(title=title[:200])
+    plan = Plan(title=title[:200], digest=digest)
     body_text, footer = text, ""
     parts = re.split(r"^---[ \t]*$", text, flags=re.M)
     if len(parts) > 1 and re.search(r"^\*\*(Investigation Owner|Created|Status|Next Review)\*\*:", parts[-1], re.M):

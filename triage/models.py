@@ -84,6 +84,12 @@ class Investigation(models.Model):
     fingerprint = models.CharField(
         max_length=200, blank=True, db_index=True, help_text="step:cause:server version, for grouping reports."
     )
+    plan_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="SHA-256 of the imported plan's text: a re-import is recognised.",
+    )
     created_at = models.DateTimeField(db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)

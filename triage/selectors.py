@@ -179,3 +179,56 @@ def _date_filters(queryset, filters: dict):
             updated_at__lt=timezone.now() - timedelta(hours=24),
         )
     return queryset
+
+
+def finding_list(*, filters: dict, user=None) -> QuerySet[Finding]:
+    """Findings (not investigations) matching the list's filters: the investigation filters narrow which
+    investigations, `finding_status` which of their findings. Each row is one finding, so the dashboard's
+    finding counts link here and the list shows exactly that many."""
+    investigation_filters_only = {k: v for k, v in filters.items() if k not in ("finding_status", "sort")}
+    investigations = investigation_list(filters=investigation_filters_only, user=user).order_by()
+    findings = Finding.objects.filter(investigation__in=investigations.values("pk"))
+    if finding_status := filters.get("finding_status"):
+        findings = findings.filter(status__in=FINDING_OPEN if finding_status == "open" else [finding_status])
+    return findings.select_related("investigation").order_by(
+        "-investigation__created_at", "investigation_id", "position"
+    )
+
+
+FILTER_LABELS = {
+    "status": "status",
+    "severity": "severity",
+    "owner": "owner",
+    "component": "component",
+    "finding_status": "finding verdict",
+    "q": "search",
+    "created_after": "created from",
+    "created_before": "created to",
+    "resolved_after": "resolved from",
+    "resolved_before": "resolved to",
+    "resolved": "resolved only",
+    "overdue": "past their next review",
+    "stale_critical": "critical without an update for 24 h",
+}
+
+
+def filters_described(filters: dict) -> list[str]:
+    """The filters that are on, in words ("severity: High"), for the line that tells a list's reader."""
+    choices = {
+        "status": {"open": "open", **dict(Investigation.Status.choices)},
+        "severity": dict(Severity.choices),
+        "finding_status": {"open": "open (reported or investigating)", **dict(Finding.Status.choices)},
+    }
+    described = []
+    for name, value in filters.items():
+        if name == "sort" or name not in FILTER_LABELS:
+            continue
+        if name in FILTER_FLAGS:
+            described.append(FILTER_LABELS[name])
+            continue
+        if name == "component":
+            value = Component.objects.filter(pk=value).values_list("name", flat=True).first() or value
+        elif name == "owner" and value != "me":
+            value = get_user_model().objects.filter(pk=value).values_list("username", flat=True).first() or value
+        described.append(f"{FILTER_LABELS[name]}: {choices.get(name, {}).get(value, value)}")
+    return described

@@ -10,7 +10,7 @@ from django.utils import timezone
 from hokusai_portal.query import local_midnight
 from hokusai_portal.redaction import redact_value
 
-from .markdown_io import Plan, parse_plan
+from .markdown_io import Plan, PlanError, parse_plan
 from .models import ActionItem, Component, Finding, Investigation, TimelineEvent
 
 S = Investigation.Status
@@ -157,10 +157,21 @@ def investigation_transition(
     resolution: str = "",
     duplicate_of: Investigation | None = None,
 ) -> Investigation:
+    """Move to `status`. Resolving is one action: as fixed from New or Investigating it walks through
+    Root cause identified and Fixing when a finding records the root cause, each step in the timeline.
+    An investigation is never resolved without an owner: the one resolving it becomes its owner."""
     current = investigation.status
     if status == current:
         return investigation
-    if status not in TRANSITIONS.get(current, set()):
+    walk = [status]
+    if status == S.RESOLVED and resolution == Investigation.Resolution.FIXED and current in UNFIXED_STATES:
+        if not investigation.findings.exclude(root_cause="").exists():
+            raise TransitionError(
+                "Nothing can be fixed before its root cause is identified: write the root cause on the finding, "
+                "then resolve as fixed in one step."
+            )
+        walk = [s for s in (S.INVESTIGATING, S.ROOT_CAUSE_IDENTIFIED, S.FIXING) if s != current] + [S.RESOLVED]
+    elif status not in TRANSITIONS.get(current, set()):
         raise TransitionError(
             f"{investigation.number} cannot go from “{S(current).label}” to “{S(status).label}”. "
             f"Next steps from here: {', '.join(S(s).label for s in sorted(TRANSITIONS[current]))}."
@@ -170,12 +181,18 @@ def investigation_transition(
             raise TransitionError(
                 "Say how it was resolved: fixed, false positive, duplicate, cannot reproduce or won't fix."
             )
-        if resolution == Investigation.Resolution.FIXED and current in UNFIXED_STATES:
-            raise TransitionError("Nothing can be fixed before its root cause is identified: move it along first.")
         if resolution == Investigation.Resolution.DUPLICATE and (
             duplicate_of is None or duplicate_of.pk == investigation.pk
         ):
             raise TransitionError("A duplicate names the investigation it duplicates.")
+        if investigation.owner_id is None:
+            if actor is None:
+                raise TransitionError("Give the investigation an owner before resolving it.")
+            investigation_update(investigation=investigation, actor=actor, owner=actor)
+    for step in walk[:-1]:  # the path walked on the way, each step on the timeline
+        _event(investigation, actor, "status", S(investigation.status).label, S(step).label, internal=False)
+        investigation.status = step
+    current = investigation.status
     old_resolution = investigation.get_resolution_display()
     investigation.status = status
     if status == S.RESOLVED:
@@ -196,24 +213,27 @@ def investigation_transition(
 
 
 @transaction.atomic
-def finding_set_status(*, finding: Finding, actor: AbstractBaseUser | None, status: str, reason: str = "") -> Finding:
+def finding_set_status(
+    *, finding: Finding, actor: AbstractBaseUser | None, status: str, reason: str = "", root_cause: str | None = None
+) -> Finding:
+    """The verdict with its reason (shown to reporters) and, when given, the root cause (support only).
+    A verified or false-positive verdict needs a reason, the one already on the finding counts."""
     redactions = Redactions()
-    reason = redactions.clean("verdict_reason", reason.strip())
+    reason = redactions.clean("verdict_reason", reason.strip()) or (
+        finding.verdict_reason if status == finding.status else ""
+    )
     if status in Finding.VERDICTS and not reason:
         raise TransitionError(f"A “{Finding.Status(status).label}” verdict needs its reason.")
     old = finding.get_status_display()
-    finding.status = status
-    if reason:
-        finding.verdict_reason = reason
-    finding.save(update_fields=["status", "verdict_reason"])
-    _event(
-        finding.investigation,
-        actor,
-        f"finding “{finding.title}”",
-        old,
-        finding.get_status_display(),
-        body=reason,
-    )
+    finding.status, finding.verdict_reason = status, reason or finding.verdict_reason
+    fields = ["status", "verdict_reason"]
+    if root_cause is not None:
+        finding.root_cause = redactions.clean("root_cause", root_cause.strip())
+        fields.append("root_cause")
+    finding.save(update_fields=fields)
+    _event(finding.investigation, actor, f"finding “{finding.title}”", old, finding.get_status_display(), body=reason)
+    if root_cause is not None and root_cause.strip():
+        _event(finding.investigation, actor, f"root cause of “{finding.title}”", "", finding.root_cause[:200])
     return finding
 
 
@@ -255,11 +275,25 @@ def _fit(model, values: dict, shortened: list[str], label: str = "") -> dict:
     return fitted
 
 
+class AlreadyImported(PlanError):
+    """The same plan was imported before; `existing` is the investigation it made."""
+
+    def __init__(self, existing: Investigation):
+        super().__init__(f"This plan was already imported as {existing.number} ({existing.title}).")
+        self.existing = existing
+
+
 @transaction.atomic
-def investigation_import(*, actor: AbstractBaseUser | None, raw: bytes | str) -> tuple[Investigation, Redactions, Plan]:
+def investigation_import(
+    *, actor: AbstractBaseUser | None, raw: bytes | str, again: bool = False
+) -> tuple[Investigation, Redactions, Plan]:
     """A Markdown plan -> a structured investigation, all or nothing. Raises markdown_io.PlanError.
-    Over-long values are shortened to fit, and `plan.shortened` says which."""
+    Over-long values are shortened to fit, and `plan.shortened` says which. The same plan a second time
+    raises AlreadyImported unless `again` (a deliberate copy)."""
     plan = parse_plan(raw)
+    existing = Investigation.objects.filter(plan_digest=plan.digest).order_by("created_at").first()
+    if existing is not None and not again:
+        raise AlreadyImported(existing)
     redactions = Redactions()
     data = {
         "title": plan.title,
@@ -278,6 +312,7 @@ def investigation_import(*, actor: AbstractBaseUser | None, raw: bytes | str) ->
         "next_review": plan.next_review,
         "component_details": plan.component_details,
         "notes": [redactions.clean("notes", note) for note in plan.notes],
+        "plan_digest": plan.digest,
     }
     data = _fit(Investigation, data, plan.shortened)
     if plan.created:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("new/", views.create, name="create"),
     path("import/", views.import_plan, name="import"),
     path("reports/", views.my_reports, name="my_reports"),
+    path("findings/", views.findings, name="findings"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/edit/", views.edit, name="edit"),
     path("<int:pk>/transition/", views.transition, name="transition"),

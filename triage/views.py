@@ -70,6 +70,7 @@ def index(request: HtmxHttpRequest, queue: bool = False):
             else f"{paginator.count} investigations"
         ),
         "filters": filters,
+        "filters_on": selectors.filters_described(filters),
         "query": query.urlencode(),
         "queue": queue,
         "detail_prefix": reverse("triage:detail", args=[0]).removesuffix("0/"),  # one reverse(), not two a row
@@ -77,6 +78,23 @@ def index(request: HtmxHttpRequest, queue: bool = False):
     }
     template = "triage/index.html#results" if request.htmx else "triage/index.html"
     return render(request, template, context)
+
+
+@staff_read
+def findings(request: HttpRequest):
+    """Findings across investigations, one row each: where the dashboard's finding numbers lead."""
+    filters = selectors.investigation_filters(request.GET)
+    paginator = Paginator(selectors.finding_list(filters=filters, user=request.user), PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "query": query.urlencode(),
+        "filters_on": selectors.filters_described(filters),
+        "page_summary": f"{paginator.count} finding{'s' if paginator.count != 1 else ''}",
+    }
+    return render(request, "triage/findings.html", context)
 
 
 @support_only
@@ -138,7 +156,14 @@ def _detail_context(request, investigation) -> dict:
         "timeline": list(reversed(timeline_page.object_list)),
         "timeline_page": timeline_page,
         "support": support,
-        "transition_form": TransitionForm(initial={"status": investigation.status}),
+        "staff": staff,
+        "transition_form": TransitionForm(
+            initial={
+                "status": investigation.status,
+                "resolution": investigation.resolution,
+                "duplicate_of": investigation.duplicate_of.number if investigation.duplicate_of else "",
+            }
+        ),
         "comment_form": CommentForm(),
         "finding_statuses": Finding.Status.choices,
         # Staff read every report; a developer reads only their own (their note, check and evidence).
@@ -162,6 +187,7 @@ def transition(request: HttpRequest, pk: int):
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return redirect("triage:detail", pk=pk)
+    had_owner = investigation.owner_id is not None
     try:
         services.investigation_transition(
             investigation=investigation,
@@ -170,7 +196,12 @@ def transition(request: HttpRequest, pk: int):
             resolution=form.cleaned_data["resolution"],
             duplicate_of=form.cleaned_data["duplicate_of"],
         )
-        messages.success(request, f"{investigation.number} is now {investigation.get_status_display()}.")
+        messages.success(
+            request,
+            f"{investigation.number} is now {investigation.get_status_display()}"
+            + (f" ({investigation.get_resolution_display()})" if investigation.resolution else "")
+            + ("; you are its owner now." if not had_owner and investigation.owner_id else "."),
+        )
     except services.TransitionError as error:
         messages.error(request, str(error))
     return redirect("triage:detail", pk=pk)
@@ -189,6 +220,7 @@ def finding_status(request: HtmxHttpRequest, pk: int):
                 actor=request.user,
                 status=form.cleaned_data["status"],
                 reason=form.cleaned_data["reason"],
+                root_cause=form.cleaned_data["root_cause"],
             )
         except services.TransitionError as exc:
             error = str(exc)
@@ -199,7 +231,13 @@ def finding_status(request: HtmxHttpRequest, pk: int):
         response = render(
             request,
             "triage/detail.html#finding",
-            {"finding": finding, "finding_error": error, "finding_statuses": Finding.Status.choices, "support": True},
+            {
+                "finding": finding,
+                "finding_error": error,
+                "finding_statuses": Finding.Status.choices,
+                "support": True,
+                "staff": True,
+            },
         )
         return response
     if error:
@@ -228,14 +266,20 @@ def comment(request: HttpRequest, pk: int):
                 investigation=investigation,
                 actor=request.user,
                 body=form.cleaned_data["body"],
-                internal=form.cleaned_data["internal"],
+                internal=form.internal,
             )
             _tell_redactions(request, redactions)
+            messages.success(
+                request,
+                "Internal note added (support and managers only)."
+                if form.internal
+                else "Reply sent: the reporters see it.",
+            )
         except ValueError as error:
             messages.error(request, str(error))
     else:
-        messages.error(request, "Write something to comment.")
-    return redirect("triage:detail", pk=pk)
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    return redirect(reverse("triage:detail", args=[pk]) + "#timeline")
 
 
 def _shortened_message(shortened: list[str]) -> str:
@@ -246,12 +290,16 @@ def _shortened_message(shortened: list[str]) -> str:
 @support_only
 @require_http_methods(["GET", "POST"])
 def import_plan(request: HttpRequest):
+    existing = None
     form = ImportForm(request.POST if request.method == "POST" else None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
             investigation, redactions, plan = services.investigation_import(
-                actor=request.user, raw=form.cleaned_data["raw"]
+                actor=request.user, raw=form.cleaned_data["raw"], again=form.cleaned_data["again"]
             )
+        except services.AlreadyImported as error:
+            form.add_error(None, str(error))
+            existing = error.existing
         except PlanError as error:
             form.add_error(None, str(error))
         else:
@@ -265,7 +313,7 @@ def import_plan(request: HttpRequest):
                 + ".",
             )
             return redirect("triage:detail", pk=investigation.pk)
-    return render(request, "triage/import.html", {"form": form})
+    return render(request, "triage/import.html", {"form": form, "existing": existing})
 
 
 @support_only

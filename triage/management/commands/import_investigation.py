@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from triage.markdown_io import MAX_BYTES, PlanError
-from triage.services import investigation_import
+from triage.services import AlreadyImported, investigation_import
 
 
 class Command(BaseCommand):
@@ -15,6 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
         parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument("--again", action="store_true", help="import a plan imported before as a new copy")
 
     def handle(self, *args, file: Path, **options):
         try:
@@ -24,9 +25,10 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f"Cannot read {file}: {error.strerror}") from None
         try:
-            investigation, redactions, plan = investigation_import(actor=None, raw=raw)
+            investigation, redactions, plan = investigation_import(actor=None, raw=raw, again=options["again"])
         except PlanError as error:
-            raise CommandError(f"{file}: {error} Nothing was saved.") from None
+            again = " Pass --again to import it as a separate copy." if isinstance(error, AlreadyImported) else ""
+            raise CommandError(f"{file}: {error} Nothing was saved.{again}") from None
         if options["json"]:
             self.stdout.write(
                 json.dumps(
