@@ -274,3 +274,46 @@ def browser_page(monkeypatch, tmp_path):
         yield page
         page.screenshot(path=str(tmp_path / "last.png"))
         browser.close()
+
+
+def objects_owned_by(user) -> dict:
+    """One object of every kind a URL addresses, owned by `user`: a failed check with a step, the
+    investigation they reported from it (a finding, an action item, their report) and a passed
+    registration. Returns the ids by URL converter name (and by URL name where a converter is shared)."""
+    from django.utils import timezone
+
+    from onboarding.models import CheckRun, CheckStep, Registration
+    from triage.models import ActionItem, Finding, Investigation, Report
+
+    now = timezone.now()
+    common = {"user": user, "registry_url": "http://127.0.0.1:1", "key_masked": "hk_test_abcd…yz"}
+    run = CheckRun.objects.create(
+        **common, status="failed", cause="AUTH_KEY_REJECTED", deadline_at=now, finished_at=now
+    )
+    CheckStep.objects.create(
+        run=run, position=1, name="auth", title="Authentication", status="fail", cause=run.cause, message="rejected"
+    )
+    investigation = Investigation.objects.create(title="Owned", severity="medium", reporter=user, created_at=now)
+    registered = CheckRun.objects.create(
+        **common, kind="registration", status="passed", cause="OK", deadline_at=now, finished_at=now
+    )
+    registration = Registration.objects.create(
+        user=user,
+        check_run=registered,
+        model_uri="runs:/abc/model",
+        model_name=f"Owned_By_{user.pk}",
+        token_id="A",
+        metric_name="accuracy",
+        baseline_value=0.9,
+        idempotency_key=f"owned-{user.pk}",
+        version="1",
+        source="models:/m-1",
+    )
+    return {
+        "run_id": run.pk,
+        "registration_id": registration.pk,
+        "pk": investigation.pk,
+        "triage:finding_status": Finding.objects.create(investigation=investigation, title="A finding").pk,
+        "triage:action_toggle": ActionItem.objects.create(investigation=investigation, title="An action").pk,
+        "triage:rerun": Report.objects.create(investigation=investigation, reporter=user, check_run=run).pk,
+    }

@@ -139,7 +139,7 @@ class PortalUser(requests.Session):
     def run_state(self, run_id: int) -> tuple[str, str]:
         """(status, cause) as the check page shows them, fetched as its htmx poll does (the partial)."""
         page = self.get(f"{self.base_url}/onboarding/checks/{run_id}/", headers={"HX-Request": "true"}, timeout=10).text
-        match = re.search(rf'id="run-{run_id}" class="run" data-status="(\w+)" data-cause="(\w*)"', page)
+        match = re.search(rf'id="run-{run_id}" class="run" [^>]*data-status="(\w+)" data-cause="(\w*)"', page)
         assert match, page[-2000:]
         return match.group(1), match.group(2)
 

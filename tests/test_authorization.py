@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
-from onboarding.models import CheckRun, CheckStep, Registration
+from tests.conftest import objects_owned_by
 from tests.test_malformed_input import url_patterns
-from triage.models import ActionItem, Finding, Investigation, Report
 
 ROLES = ("anonymous", "developer A", "developer B", "support", "manager")
 OK, LOGIN, DENY, HIDDEN, TOKEN = "ok", "login", "deny", "hidden", "token"
@@ -74,60 +72,10 @@ ACCESS = {
 
 @pytest.fixture
 def world(alice, dave, bob, charlie):
-    """Objects owned by developer A (alice): a failed check, the investigation she reported from it."""
-    now = timezone.now()
-    run = CheckRun.objects.create(
-        user=alice,
-        status="failed",
-        cause="AUTH_KEY_REJECTED",
-        registry_url="http://127.0.0.1:1",
-        key_masked="hk_test_abcd…yz",
-        deadline_at=now,
-        finished_at=now,
-    )
-    CheckStep.objects.create(
-        run=run,
-        position=1,
-        name="auth",
-        title="Authentication",
-        status="fail",
-        cause="AUTH_KEY_REJECTED",
-        message="rejected",
-    )
-    investigation = Investigation.objects.create(title="Matrix", severity="medium", reporter=alice, created_at=now)
-    report = Report.objects.create(investigation=investigation, reporter=alice, check_run=run)
-    registered = CheckRun.objects.create(
-        user=alice,
-        kind="registration",
-        status="passed",
-        cause="OK",
-        registry_url="http://127.0.0.1:1",
-        key_masked="hk_test_abcd…yz",
-        deadline_at=now,
-        finished_at=now,
-    )
-    registration = Registration.objects.create(
-        user=alice,
-        check_run=registered,
-        model_uri="runs:/abc/model",
-        model_name="Owned_By_A",
-        token_id="A",
-        metric_name="accuracy",
-        baseline_value=0.9,
-        idempotency_key="world-a",
-        version="1",
-        source="models:/m-1",
-    )
-    ids = {
-        "run_id": run.pk,
-        "registration_id": registration.pk,
-        "pk": investigation.pk,
-        "triage:finding_status": Finding.objects.create(investigation=investigation, title="F").pk,
-        "triage:action_toggle": ActionItem.objects.create(investigation=investigation, title="A").pk,
-        "triage:rerun": report.pk,
-    }
+    """Objects owned by developer A (alice): a failed check, the investigation she reported from it, a
+    registered version."""
     users = {"anonymous": None, "developer A": alice, "developer B": dave, "support": bob, "manager": charlie}
-    return users, ids
+    return users, objects_owned_by(alice)
 
 
 def outcome(response) -> str:

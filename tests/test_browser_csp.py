@@ -7,11 +7,10 @@ import os
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from django.utils import timezone
 
 from onboarding import services as onboarding
-from onboarding.models import ApiKey, CheckRun, Registration
-from tests.conftest import CHROMIUM, PASSWORD
+from onboarding.models import ApiKey
+from tests.conftest import CHROMIUM, PASSWORD, objects_owned_by
 from tests.test_malformed_input import url_patterns
 from triage import services
 
@@ -49,30 +48,7 @@ def test_pages_keep_to_the_policy_and_still_work(browser_page, live_server, alic
     seen: dict[str, list] = {}
     console_errors: list[str] = []  # a missing favicon was one on every new session
     page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-    now = timezone.now()
-    run = CheckRun.objects.create(
-        user=bob,
-        kind="registration",
-        status="passed",
-        cause="OK",
-        registry_url="http://127.0.0.1:1",
-        key_masked="hk_test_abcd…yz",
-        deadline_at=now,
-        finished_at=now,
-    )
-    registration = Registration.objects.create(
-        user=bob,
-        check_run=run,
-        model_uri="runs:/abc/model",
-        model_name="Walk",
-        token_id="W",
-        metric_name="accuracy",
-        baseline_value=0.9,
-        idempotency_key="walk",
-        version="1",
-        source="models:/m-1",
-    )
-    ids = {"pk": investigation.pk, "run_id": run.pk, "registration_id": registration.pk}
+    ids = {**objects_owned_by(bob), "pk": investigation.pk}
 
     def visit(path):
         probe = page.request.get(f"{live_server.url}{path}")

@@ -15,16 +15,14 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import QueryDict
 from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
-from django.utils import timezone
 
 import accounts.forms
 import onboarding.forms
 import triage.forms
 from dashboard.selectors import DashboardFilters
 from onboarding import selectors as onboarding_selectors
-from onboarding.models import CheckRun, CheckStep, Registration
+from tests.conftest import objects_owned_by
 from triage import selectors as triage_selectors
-from triage.models import ActionItem, Finding, Investigation, Report
 
 MALFORMED = [
     "abc",
@@ -74,60 +72,8 @@ def parameter_names() -> list[str]:
 @pytest.fixture
 def world(alice, dave, bob, charlie):
     """Objects for every kind of id a URL takes, owned by developer A (alice)."""
-    now = timezone.now()
-    run = CheckRun.objects.create(
-        user=alice,
-        status="failed",
-        cause="AUTH_KEY_REJECTED",
-        registry_url="http://127.0.0.1:1",
-        key_masked="hk_test_abcd…yz",
-        deadline_at=now,
-        finished_at=now,
-    )
-    CheckStep.objects.create(
-        run=run,
-        position=1,
-        name="auth",
-        title="Authentication",
-        status="fail",
-        cause="AUTH_KEY_REJECTED",
-        message="rejected",
-    )
-    investigation = Investigation.objects.create(title="Fuzzed", severity="medium", reporter=alice, created_at=now)
-    finding = Finding.objects.create(investigation=investigation, title="A finding")
-    action = ActionItem.objects.create(investigation=investigation, title="An action")
-    report = Report.objects.create(investigation=investigation, reporter=alice, check_run=run)
-    registered = CheckRun.objects.create(
-        user=alice,
-        kind="registration",
-        status="passed",
-        cause="OK",
-        registry_url="http://127.0.0.1:1",
-        key_masked="hk_test_abcd…yz",
-        deadline_at=now,
-        finished_at=now,
-    )
-    registration = Registration.objects.create(
-        user=alice,
-        check_run=registered,
-        model_uri="runs:/abc/model",
-        model_name="Owned_By_A",
-        token_id="A",
-        metric_name="accuracy",
-        baseline_value=0.9,
-        idempotency_key="world-a",
-        version="1",
-        source="models:/m-1",
-    )
-    ids = {
-        "run_id": run.pk,
-        "registration_id": registration.pk,
-        "pk": investigation.pk,
-        "triage:finding_status": finding.pk,
-        "triage:action_toggle": action.pk,
-        "triage:rerun": report.pk,
-    }
-    return {"users": {"developer A": alice, "developer B": dave, "support": bob, "manager": charlie}, "ids": ids}
+    users = {"developer A": alice, "developer B": dave, "support": bob, "manager": charlie}
+    return {"users": users, "ids": objects_owned_by(alice)}
 
 
 def addresses(name: str, converters: list[str], ids: dict) -> list[str]:
