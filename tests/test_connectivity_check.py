@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from devstack.server import free_port
-from onboarding import services, views
+from onboarding import lifecycle, services, views
 from onboarding.models import CheckRun
 from tests.conftest import SEED_KEY, key_appears_in_database, wait_for_run
 from tests.fault_servers import http_server, hung_server, self_signed_context
@@ -223,9 +223,11 @@ def test_a_message_delivered_twice_runs_once(alice, devstack, devstack_keys, set
     wait_for_run(run.pk)
     time.sleep(0.5)
     assert run.steps.count() == 8
-    # The duplicate as the worker meets it, after the first delivery finished: the guard (a claim only a
-    # queued or abandoned run grants) leaves it alone. Without the guard it re-runs the steps and the
-    # unique (run, position) constraint raises instead: this call would not return quietly.
+    # The duplicate as the worker meets it, after the first delivery finished. Two guards hold it: the
+    # claim refuses a run that is over, and a worker that does not hold a run cannot save a step to it
+    # (check_run_still_held). With both gone the steps run again and the unique (run, position)
+    # constraint raises: this call would not return quietly.
+    assert lifecycle.check_run_claim(run_id=run.pk, worker="duplicate@test", deadline_seconds=15) is None
     run.refresh_from_db()
     before = (list(run.steps.values_list("id", "status", "cause")), run.finished_at, run.attempt, run.status)
     services.check_run_execute(run_id=run.pk)
