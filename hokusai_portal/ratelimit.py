@@ -46,11 +46,6 @@ class SlidingWindow:
         index, elapsed = divmod(now, self.window)
         return f"rl:{self.name}:{digest}:{int(index)}", f"rl:{self.name}:{digest}:{int(index) - 1}", elapsed
 
-    def count(self, key: str, now: float | None = None) -> float:
-        current, previous, elapsed = self._keys(key, time.time() if now is None else now)
-        counts = cache.get_many([current, previous])
-        return counts.get(previous, 0) * (1 - elapsed / self.window) + counts.get(current, 0)
-
     def check(self, key: str, now: float | None = None) -> None:
         """Raise Limited when one more attempt would go over the limit."""
         now = time.time() if now is None else now

@@ -123,12 +123,15 @@ def registration_result(*, run: CheckRun) -> dict:
     return context
 
 
+def registration_request_of(registration: Registration) -> RegistrationRequest:
+    """The request a stored registration was made from (for a retry, and for its snippet)."""
+    return RegistrationRequest(**{name: getattr(registration, name) for name in RegistrationRequest.STORED_FIELDS})
+
+
 def registration_snippet(*, registration: Registration) -> str:
     return python_snippet(
         registry_url=registration.check_run.registry_url,
-        request=RegistrationRequest(
-            **{name: getattr(registration, name) for name in RegistrationRequest.STORED_FIELDS}
-        ),
+        request=registration_request_of(registration),
         source=registration.source,
         run_id=registration.run_id or None,
         model_id=registration.model_id or None,
@@ -162,15 +165,24 @@ def check_run_server_version(*, run: CheckRun) -> str:
     return str((identity.evidence or {}).get("version", "")) if identity else ""
 
 
+def _state_token(status: str, step_count: int, attempt: int, enqueue_error: str) -> str:
+    return f"{status}.{step_count}.{attempt}.{int(bool(enqueue_error))}"
+
+
+def check_run_state_of(*, run: CheckRun, steps: list[CheckStep]) -> str:
+    """The token of what a page shows: status, steps saved, attempt, queue trouble."""
+    return _state_token(run.status, len(steps), run.attempt, run.enqueue_error)
+
+
 def check_run_state(*, run_id: int) -> str:
-    """What a watcher of the run has seen, as a token: status, steps saved, attempt, queue trouble."""
+    """The same token as the database has it now (one indexed query: the long poll's probe)."""
     row = (
         CheckRun.objects.filter(pk=run_id)
         .annotate(step_count=Count("steps"))
         .values_list("status", "step_count", "attempt", "enqueue_error")
         .first()
     )
-    return "" if row is None else f"{row[0]}.{row[1]}.{row[2]}.{int(bool(row[3]))}"
+    return "" if row is None else _state_token(*row)
 
 
 def check_run_wait(*, run_id: int, seen: str, timeout: float, interval: float = 0.05) -> str:

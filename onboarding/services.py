@@ -2,8 +2,10 @@
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -14,7 +16,7 @@ from hokusai_portal import crypto
 from hokusai_portal.faults import is_storage_fault
 from hokusai_portal.ratelimit import Limited, SlidingWindow
 
-from . import lifecycle
+from . import lifecycle, selectors
 from .checks import ConnectivityCheck, StepResult
 from .diagnosis import Diagnosis, StepStatus, diagnose_exception, diagnose_response
 from .keys import NormalisedKey, key_normalise
@@ -24,6 +26,7 @@ from .registration_input import RegistrationRequest
 from .registry_client import Deadline, RegistryClient, json_body, version_tags
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 READ_BACK_SECONDS = 6
 KEY_SUBMISSIONS_PER_WINDOW = 10
@@ -132,12 +135,8 @@ def check_run_enqueue(*, run_id: int) -> bool:
 def check_run_retry(*, run: CheckRun) -> CheckRun:
     """Start a new run like `run` (the old one stays in history)."""
     if run.kind == CheckRun.Kind.REGISTRATION:
-        return registration_start(user=run.user, request=registration_request_of(run.registration)).check_run
+        return registration_start(user=run.user, request=selectors.registration_request_of(run.registration)).check_run
     return connectivity_check_start(user=run.user, model_name=run.model_name)
-
-
-def registration_request_of(registration: Registration) -> RegistrationRequest:
-    return RegistrationRequest(**{name: getattr(registration, name) for name in RegistrationRequest.STORED_FIELDS})
 
 
 def registration_start(*, user: AbstractBaseUser, request: RegistrationRequest) -> Registration:
@@ -181,7 +180,10 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
     if run.kind == CheckRun.Kind.REGISTRATION:
         registration = run.registration
         check = RegistrationCheck(
-            run.registry_url, plain, registration_request_of(registration), idempotency_key=registration.idempotency_key
+            run.registry_url,
+            plain,
+            selectors.registration_request_of(registration),
+            idempotency_key=registration.idempotency_key,
         )
     else:
         check = ConnectivityCheck(run.registry_url, plain, model_name=run.model_name)
@@ -248,35 +250,58 @@ class VersionReadBack:
     problem: Diagnosis | None = None  # why it could not be read (no key, registry down, key rejected...)
 
 
+NO_SAVED_KEY = Diagnosis("fail", "", "No API key is saved in the portal.", "Save your key first.", {})
+
+
+class _ReadRefused(Exception):
+    """The registry answered a read with a failure; `diagnosis` says which."""
+
+    def __init__(self, diagnosis: Diagnosis):
+        super().__init__(diagnosis.cause)
+        self.diagnosis = diagnosis
+
+
+def _answer(response) -> dict:
+    """The body of a successful read; a failure raises _ReadRefused with its diagnosis."""
+    if problem := diagnose_response(response):
+        raise _ReadRefused(problem)
+    return json_body(response)
+
+
+def _read_with_saved_key(user: AbstractBaseUser, registry_url: str, read: Callable[[RegistryClient], T]):
+    """(what `read` returns, None), or (None, why not): no saved key, a refused read, a network failure.
+    A page's live read of the registry with the developer's own key: short timeouts, never a 500."""
+    api_key = ApiKey.objects.filter(user=user).first()
+    if api_key is None:
+        return None, NO_SAVED_KEY
+    client = RegistryClient(registry_url, api_key_reveal(api_key), deadline=Deadline(READ_BACK_SECONDS))
+    try:
+        return read(client), None
+    except _ReadRefused as refused:
+        return None, refused.diagnosis
+    except Exception as exc:  # the network's failures, named by their cause
+        return None, diagnose_exception(exc)
+    finally:
+        client.close()
+
+
 def registered_version_read(*, registration: Registration) -> VersionReadBack:
     """Read the version back live (the registry UI cannot take an API key from a browser): status,
-    source and tags, through the one registry client with the owner's saved key and short timeouts."""
-    api_key = ApiKey.objects.filter(user=registration.user).first()
-    if api_key is None:
-        return VersionReadBack(
-            problem=Diagnosis(
-                "fail", "", "No API key is saved in the portal.", "Save your key to read the version.", {}
-            )
+    source and tags, through the one registry client with the owner's saved key."""
+
+    def read(client: RegistryClient) -> VersionReadBack:
+        version = _answer(client.get_model_version(registration.model_name, registration.version)).get(
+            "model_version", {}
         )
-    client = RegistryClient(
-        registration.check_run.registry_url, api_key_reveal(api_key), deadline=Deadline(READ_BACK_SECONDS)
-    )
-    try:
-        response = client.get_model_version(registration.model_name, registration.version)
-        problem = diagnose_response(response)
-        if problem:
-            return VersionReadBack(problem=problem)
-        version = json_body(response).get("model_version", {})
         return VersionReadBack(
             status=str(version.get("status", "")),
             source=str(version.get("source", "")),
             run_id=str(version.get("run_id") or ""),
             tags=version_tags(version),
         )
-    except Exception as exc:  # the network's failures, named by their cause; never a 500 for a read
-        return VersionReadBack(problem=diagnose_exception(exc))
-    finally:
-        client.close()
+
+    found, problem = _read_with_saved_key(registration.user, registration.check_run.registry_url, read)
+    return found or VersionReadBack(problem=problem)
 
 
 RUNS_PER_PICKER_PAGE = 10
@@ -310,22 +335,12 @@ def run_picker_page(*, user: AbstractBaseUser, query: str = "", page_token: str 
     """The finished runs the developer's saved key can see, newest first, searched by run name or id:
     read per request through the one registry client (nothing is copied into the portal)."""
     query = PICKER_QUERY.sub("", query or "").strip()[:100]
-    page = RunPickerPage(query=query)
-    api_key = ApiKey.objects.filter(user=user).first()
-    if api_key is None:
-        page.problem = Diagnosis("fail", "", "No API key is saved in the portal.", "Save your key first.", {})
-        return page
-    client = RegistryClient(
-        settings.HOKUSAI_REGISTRY_URL, api_key_reveal(api_key), deadline=Deadline(READ_BACK_SECONDS)
-    )
-    try:
-        listed = client.search_experiments(max_results=100)
-        if problem := diagnose_response(listed):
-            page.problem = problem
-            return page
+
+    def read(client: RegistryClient) -> RunPickerPage:
+        page = RunPickerPage(query=query)
         experiments = {
             e.get("experiment_id"): e.get("name", "")
-            for e in json_body(listed).get("experiments", [])
+            for e in _answer(client.search_experiments(max_results=100)).get("experiments", [])
             if isinstance(e, dict)
         }
         if not experiments:
@@ -335,16 +350,14 @@ def run_picker_page(*, user: AbstractBaseUser, query: str = "", page_token: str 
             condition += f" and attributes.run_id = '{query}'"
         elif query:
             condition += f" and attributes.run_name LIKE '%{query}%'"
-        answer = client.search_runs(
-            experiment_ids=list(experiments),
-            filter=condition,
-            max_results=RUNS_PER_PICKER_PAGE,
-            page_token=(page_token or "")[:2000],
+        body = _answer(
+            client.search_runs(
+                experiment_ids=list(experiments),
+                filter=condition,
+                max_results=RUNS_PER_PICKER_PAGE,
+                page_token=(page_token or "")[:2000],
+            )
         )
-        if problem := diagnose_response(answer):
-            page.problem = problem
-            return page
-        body = json_body(answer)
         page.next_token = str(body.get("next_page_token") or "")
         for run in body.get("runs", []):
             info, data = run.get("info", {}), run.get("data", {})
@@ -362,8 +375,6 @@ def run_picker_page(*, user: AbstractBaseUser, query: str = "", page_token: str 
                 )
             )
         return page
-    except Exception as exc:  # the network's failures, named by their cause
-        page.problem = diagnose_exception(exc)
-        return page
-    finally:
-        client.close()
+
+    found, problem = _read_with_saved_key(user, settings.HOKUSAI_REGISTRY_URL, read)
+    return found or RunPickerPage(query=query, problem=problem)

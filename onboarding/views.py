@@ -93,17 +93,16 @@ def check_run(request: HtmxHttpRequest, run_id: int):
                 selectors.check_run_wait(run_id=run.pk, seen=seen[:60], timeout=LONG_POLL_SECONDS)
             finally:
                 LONG_POLL_SLOTS.release()
+            run = selectors.check_run_get_for(user=request.user, run_id=run_id)  # as it is after the wait
         else:
             long_poll = False  # every slot is taken: answer now, and the page polls again in 500 ms
-    # The state first, then what is shown: a step saved in between is newer than the token, so the next
-    # long poll returns at once instead of missing it.
-    state = selectors.check_run_state(run_id=run.pk)
-    run = selectors.check_run_get_for(user=request.user, run_id=run_id)
     steps = list(run.steps.all())
     context = {
         "run": run,
         "steps": steps,
-        "state": state,
+        # The token of exactly what is shown: anything saved since differs from it, so the next long
+        # poll returns at once instead of missing it.
+        "state": selectors.check_run_state_of(run=run, steps=steps),
         "long_poll": long_poll,
         "announcement": selectors.check_run_announcement(run=run, steps=steps),
         "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,

@@ -8,6 +8,7 @@ What a report holds is split by who may read it: the investigation gets what eve
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 
 from hokusai_portal.locks import transaction_lock
 from onboarding import selectors as check_selectors
@@ -82,6 +83,7 @@ def problem_report(
         raise ReportError("You can only report your own checks.")
     if run.status not in CheckRun.UNSUCCESSFUL:
         raise ReportError("Only a failed check can be reported.")
+    prefetch_related_objects([run], "steps")  # one query for the steps every helper below reads
     fingerprint = run_fingerprint(run)
     redactions = Redactions()
     evidence = redactions.clean("evidence", _steps_markdown(run))
