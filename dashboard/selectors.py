@@ -14,7 +14,7 @@ from django.utils import timezone
 from hokusai_portal import query as query_values
 from hokusai_portal.query import local_midnight
 from onboarding.diagnosis import PORTAL_CAUSES
-from onboarding.models import CheckRun, DeveloperProgress
+from onboarding.models import CheckRun, DeveloperProgress, EnvironmentCheck
 from triage import stats
 from triage.models import Investigation, InvestigationStat, Severity
 from triage.selectors import tagged_with
@@ -171,6 +171,17 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
         .annotate(runs=Count("*"), users=Count("user", distinct=True))
         .order_by("-users", "-runs")[:8]
     )
+    # What the environment doctor found failing on developers' own machines, beside what the checks found.
+    doctor_causes = list(
+        EnvironmentCheck.objects.filter(report__created_at__gte=local_midnight(causes_since), status="fail")
+        .values("cause")
+        .annotate(runs=Count("report", distinct=True), users=Count("report__user", distinct=True))
+        .order_by("-users", "-runs")[:8]
+    )
+    top_causes = sorted(
+        [{**row, "source": "check"} for row in top_causes] + [{**row, "source": "doctor"} for row in doctor_causes],
+        key=lambda row: (-row["users"], -row["runs"], row["source"], row["cause"]),
+    )[:10]
     return {
         "steps": steps,
         "top_causes": top_causes,

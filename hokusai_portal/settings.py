@@ -3,6 +3,7 @@ embedded defaults that run the whole portal on one machine with no services
 (SQLite, kombu's filesystem broker, the local devstack registry)."""
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -247,6 +248,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 HOKUSAI_REGISTRY_URL = os.getenv("HOKUSAI_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/")
 # PEM file of the CAs a registry's certificate may chain to (a private CA); empty: certifi's, as MLflow's client.
 HOKUSAI_REGISTRY_CA_BUNDLE = os.getenv("HOKUSAI_REGISTRY_CA_BUNDLE", "")
+# The SDK build developers should have (a git commit of hokusai-ml-platform, 7-40 hex digits): the environment
+# doctor the portal serves warns SDK_BUILD_STALE when the installed build differs. Empty: not checked.
+HOKUSAI_SDK_COMMIT = os.getenv("HOKUSAI_SDK_COMMIT", "").strip()
+if HOKUSAI_SDK_COMMIT and not re.fullmatch(r"[0-9a-fA-F]{7,40}", HOKUSAI_SDK_COMMIT):
+    raise ImproperlyConfigured(
+        f"HOKUSAI_SDK_COMMIT must be a git commit (7 to 40 hex digits), not {HOKUSAI_SDK_COMMIT!r}"
+    )
 
 LOGGING = {
     "version": 1,

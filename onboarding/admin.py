@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration, WorkerHeartbeat
+from .models import (
+    ApiKey,
+    CheckRun,
+    CheckStep,
+    DeveloperProgress,
+    EnvironmentCheck,
+    EnvironmentReport,
+    Registration,
+    WorkerHeartbeat,
+)
 
 
 @admin.register(ApiKey)
@@ -62,3 +71,36 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # only workers write these
+
+
+class EnvironmentCheckInline(admin.TabularInline):
+    model = EnvironmentCheck
+    extra = 0
+    fields = ["position", "name", "status", "cause", "message", "remedy", "evidence"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(EnvironmentReport)
+class EnvironmentReportAdmin(admin.ModelAdmin):
+    """Reports are what a developer's machine said: read-only here (a changed report would be a false one)."""
+
+    list_display = ["id", "user", "ok", "network", "doctor_version", "key_matches", "created_at"]
+    list_filter = ["ok", "network", "key_matches", "checks__cause"]
+    search_fields = ["user__username", "checks__cause"]
+    readonly_fields = [f.name for f in EnvironmentReport._meta.fields]
+    inlines = [EnvironmentCheckInline]
+    list_select_related = ["user"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(EnvironmentCheck)
+class EnvironmentCheckAdmin(admin.ModelAdmin):
+    list_display = ["report", "position", "name", "status", "cause"]
+    list_filter = ["status", "cause"]
+    readonly_fields = [f.name for f in EnvironmentCheck._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

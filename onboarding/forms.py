@@ -1,5 +1,9 @@
 from django import forms
 
+from hokusai_portal.form_fields import ModelIdChoiceField
+
+from .environment import MAX_REPORT_BYTES
+from .models import EnvironmentReport
 from .registration_input import RegistrationInputError, model_name_error, registration_validate
 
 
@@ -85,3 +89,43 @@ class RegistrationForm(forms.Form):
             for field_name, message in error.errors.items():
                 self.add_error(field_name, forms.ValidationError(message, code=error.causes.get(field_name)))
         return cleaned
+
+
+class EnvironmentReportForm(forms.Form):
+    """A doctor report, pasted or uploaded (a file wins over pasted text)."""
+
+    report = forms.CharField(
+        label="Paste the report",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "class": "mono", "spellcheck": "false", "autocomplete": "off"}),
+        help_text="Everything `python hokusai_doctor.py --json` printed, starting with {.",
+    )
+    report_file = forms.FileField(
+        label="…or upload it",
+        required=False,
+        help_text="The file `python hokusai_doctor.py --json > report.json` wrote.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not (cleaned.get("report") or "").strip() and cleaned.get("report_file") is None:
+            raise forms.ValidationError(
+                "Paste the output of `python hokusai_doctor.py --json`, or upload it as a file.", code="empty"
+            )
+        return cleaned
+
+
+class ProblemEnvironmentForm(forms.Form):
+    """The environment part of "Report a problem": attach a saved report of one's own, or paste/upload one."""
+
+    attach_environment = ModelIdChoiceField(
+        queryset=EnvironmentReport.objects.none(),
+        required=False,
+        error_messages={"invalid_choice": "That environment report is not one of yours."},
+    )
+    environment_text = forms.CharField(required=False, max_length=MAX_REPORT_BYTES)
+    environment_file = forms.FileField(required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["attach_environment"].queryset = EnvironmentReport.objects.filter(user=user)

@@ -180,3 +180,47 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (last beat {self.beat_at:%H:%M:%S})"
+
+
+class EnvironmentReport(models.Model):
+    """A report from the environment doctor (`hokusai_doctor.py --json`), pasted or uploaded by a developer:
+    validated against the doctor's schema and redacted again before it is saved."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="environment_reports")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    doctor_version = models.CharField(max_length=32)
+    ok = models.BooleanField(help_text="No check failed.")
+    network = models.BooleanField(default=False, help_text="The doctor probed the registry (--network).")
+    facts = models.JSONField(default=dict, blank=True, help_text="Python, SDK, packages, key fingerprint (redacted).")
+    key_fingerprint = models.CharField(max_length=8, blank=True, help_text="First 8 hex digits of the key's sha256.")
+    key_matches = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether the key on the machine is the one saved in the portal (unknown: no key).",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Environment report #{self.pk} by {self.user} ({'ok' if self.ok else 'failing'})"
+
+
+class EnvironmentCheck(models.Model):
+    """One line of an environment report: a check the doctor ran, with its cause code and remedy."""
+
+    report = models.ForeignKey(EnvironmentReport, on_delete=models.CASCADE, related_name="checks")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=80)
+    status = models.CharField(max_length=8)  # pass | warn | fail | skip: the doctor's, not StepStatus
+    cause = models.CharField(max_length=64, db_index=True)
+    message = models.TextField()
+    remedy = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["report", "position"]
+        constraints = [models.UniqueConstraint(fields=["report", "position"], name="one_check_per_position")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.status} {self.cause}"

@@ -10,11 +10,18 @@ from accounts.roles import Role, has_role
 from hokusai_portal import query as query_values
 
 from .diagnosis import StepStatus
-from .models import ApiKey, CheckRun, CheckStep, Registration
+from .models import ApiKey, CheckRun, CheckStep, EnvironmentReport, Registration
 from .registration_input import RegistrationRequest
 from .snippet import python_snippet
 
-WIZARD_STEPS = [("key", "Key"), ("connectivity", "Connectivity"), ("registration", "Registration"), ("done", "Done")]
+WIZARD_STEPS = [
+    ("key", "Key"),
+    ("connectivity", "Connectivity"),
+    ("environment", "Your environment"),  # optional: never the step a developer is sent to
+    ("registration", "Registration"),
+    ("done", "Done"),
+]
+OPTIONAL_STEPS = {"environment"}
 
 
 def check_run_list_for(*, user) -> QuerySet[CheckRun]:
@@ -80,6 +87,7 @@ def onboarding_state(*, user) -> dict:
     done = {
         "key": api_key is not None,
         "connectivity": connectivity_passed,
+        "environment": EnvironmentReport.objects.filter(user=user).exists(),
         "registration": registered,
         "done": registered,
     }
@@ -90,7 +98,13 @@ def onboarding_state(*, user) -> dict:
         "registered": registered,
         "current": current,
         "wizard_steps": [
-            {"name": name, "label": label, "done": done[name], "current": name == current}
+            {
+                "name": name,
+                "label": label,
+                "done": done[name],
+                "current": name == current,
+                "optional": name in OPTIONAL_STEPS,
+            }
             for name, label in WIZARD_STEPS
         ],
     }
@@ -210,3 +224,17 @@ def check_run_announcement(*, run: CheckRun, steps: list[CheckStep]) -> str:
         last = steps[-1]
         return f"Step {len(steps)}: {last.title}, {last.get_status_display().lower()}."
     return "Check queued." if run.status == CheckRun.Status.QUEUED else "Check running."
+
+
+def environment_reports_for(*, user) -> QuerySet[EnvironmentReport]:
+    """A developer's own environment reports, newest first."""
+    return EnvironmentReport.objects.filter(user=user)
+
+
+def environment_report_visible_to(*, user, report_id: int) -> EnvironmentReport:
+    """The report with its checks, for its author and for staff (a report attached to a problem report is
+    evidence support reads); anyone else gets a 404, not a 403: they are not told it exists."""
+    reports = EnvironmentReport.objects.select_related("user").prefetch_related("checks")
+    if not has_role(user, Role.SUPPORT, Role.MANAGER):
+        reports = reports.filter(user=user)
+    return get_object_or_404(reports, pk=report_id)

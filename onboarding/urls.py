@@ -16,4 +16,7 @@ urlpatterns = [
     path("done/", views.done, name="done"),
     path("registrations/<int:registration_id>/", views.registered_version, name="registered_version"),
     path("checks/<int:run_id>/report/", views.report_problem, name="report_problem"),
+    path("environment/", views.environment, name="environment"),
+    path("environment/<int:report_id>/", views.environment_report, name="environment_report"),
+    path("doctor/hokusai_doctor.py", views.doctor_script, name="doctor_script"),
 ]

@@ -1,10 +1,14 @@
+import base64
 import os
 import threading
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -12,9 +16,10 @@ from accounts.roles import Role, has_role, role_required
 from hokusai_portal.htmx import HtmxHttpRequest
 from triage import reports
 
+from . import environment as environment_reports
 from . import selectors, services
 from .diagnosis import CAUSES
-from .forms import ApiKeyForm, ConnectivityCheckForm, RegistrationForm
+from .forms import ApiKeyForm, ConnectivityCheckForm, EnvironmentReportForm, ProblemEnvironmentForm, RegistrationForm
 from .keys import KeyFormatError
 
 RUNS_PER_PAGE = 25
@@ -108,6 +113,12 @@ def check_run(request: HtmxHttpRequest, run_id: int):
         "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,
         "run_cause": CAUSES.get(run.cause, ("", "")),
         **selectors.registration_result(run=run),
+        # Offered for attaching to a problem report: only on the final state of the owner's failed run.
+        "latest_environment": (
+            selectors.environment_reports_for(user=request.user).first()
+            if run.user_id == request.user.pk and run.status in run.UNSUCCESSFUL
+            else None
+        ),
     }
     if request.htmx:
         response = render(request, "onboarding/check_run.html#run", context)
@@ -215,15 +226,19 @@ def registered_version(request: HttpRequest, registration_id: int):
 @require_POST
 def report_problem(request: HttpRequest, run_id: int):
     run = selectors.check_run_owned_by(user=request.user, run_id=run_id)
+    form = ProblemEnvironmentForm(request.POST, request.FILES, user=request.user)
     try:
-        investigation, created = reports.problem_report(
-            run=run,
-            reporter=request.user,
-            consent_rerun=request.POST.get("consent_rerun") == "on",
-            note=request.POST.get("note", "")[:5000],
-        )
-    except reports.ReportError as error:
-        messages.error(request, str(error))
+        with transaction.atomic():  # a refused environment report refuses the whole problem report
+            environment_report = _problem_environment(request, form)
+            investigation, created = reports.problem_report(
+                run=run,
+                reporter=request.user,
+                consent_rerun=request.POST.get("consent_rerun") == "on",
+                note=request.POST.get("note", "")[:5000],
+                environment=environment_report,
+            )
+    except (reports.ReportError, environment_reports.ReportInvalid) as error:
+        messages.error(request, f"Nothing was sent: {error}")
         return redirect("onboarding:check_run", run_id=run_id)
     if created:
         messages.success(
@@ -232,3 +247,89 @@ def report_problem(request: HttpRequest, run_id: int):
     else:
         messages.success(request, f"Others hit this too: your report was added to {investigation.number}.")
     return redirect("triage:detail", pk=investigation.pk)
+
+
+@require_http_methods(["GET", "HEAD"])
+def doctor_script(request: HttpRequest):
+    """The environment doctor, for download: public (a `curl` in a terminal has no session), and exactly the
+    bytes `manage.py doctor_script` prints, with their sha256 in the page and in Repr-Digest."""
+    script = environment_reports.doctor_script()
+    response = HttpResponse(script.content, content_type="text/x-python; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{script.filename}"'
+    response["ETag"] = f'"{script.sha256}"'
+    response["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(script.sha256)).decode()}:"
+    response["Cache-Control"] = "no-cache"  # the SDK build it expects can change with the portal's settings
+    return response
+
+
+@onboarding_role
+@require_http_methods(["GET", "POST"])
+def environment(request: HttpRequest):
+    """The optional "Your environment" step: download the doctor, paste or upload its report."""
+    state = selectors.onboarding_state(user=request.user)
+    form = EnvironmentReportForm(
+        request.POST if request.method == "POST" else None, request.FILES if request.method == "POST" else None
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            text = environment_reports.report_text_from(
+                pasted=form.cleaned_data["report"], upload=form.cleaned_data["report_file"]
+            )
+            report = environment_reports.environment_report_save(user=request.user, text=text)
+        except environment_reports.ReportInvalid as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Read your environment report #{report.pk}.")
+            return redirect("onboarding:environment_report", report_id=report.pk)
+    reports = selectors.environment_reports_for(user=request.user).annotate(
+        failed=Count("checks", filter=Q(checks__status="fail")),
+        warned=Count("checks", filter=Q(checks__status="warn")),
+    ).order_by("-created_at", "-id")
+    script = environment_reports.doctor_script()
+    context = {
+        **state,
+        "current": "environment",
+        "form": form,
+        "script": script,
+        "script_kib": round(len(script.content) / 1024, 1),
+        "download_url": request.build_absolute_uri(reverse("onboarding:doctor_script")),
+        "page": Paginator(reports, 10).get_page(request.GET.get("page")),
+    }
+    return render(request, "onboarding/environment.html", context)
+
+
+@role_required(Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # its author, and staff reading it as evidence
+def environment_report(request: HttpRequest, report_id: int):
+    report = selectors.environment_report_visible_to(user=request.user, report_id=report_id)
+    own = report.user_id == request.user.pk
+    state = selectors.onboarding_state(user=request.user) if own else {}
+    checks = list(report.checks.all())
+    saved = state["api_key"] if own else None
+    return render(
+        request,
+        "onboarding/environment_report.html",
+        {
+            **state,
+            "current": "environment",
+            "report": report,
+            "checks": checks,
+            "failed": sum(c.status == "fail" for c in checks),
+            "warned": sum(c.status == "warn" for c in checks),
+            "saved_key": saved,
+            "own": own,
+        },
+    )
+
+
+def _problem_environment(request: HttpRequest, form: ProblemEnvironmentForm):
+    """The environment report to attach to a problem report: a pasted or uploaded one (saved now), or one
+    of the reporter's own saved reports, or none. Raises ReportInvalid."""
+    if not form.is_valid():
+        raise environment_reports.ReportInvalid(
+            " ".join(message for errors in form.errors.values() for message in errors)
+        )
+    data = form.cleaned_data
+    if (data["environment_text"] or "").strip() or data["environment_file"] is not None:
+        text = environment_reports.report_text_from(pasted=data["environment_text"], upload=data["environment_file"])
+        return environment_reports.environment_report_save(user=request.user, text=text)
+    return data["attach_environment"]

@@ -17,6 +17,8 @@ from django.conf import settings
 from accounts.roles import Role
 from accounts.services import user_create
 from devstack.server import Devstack, free_port
+from onboarding import environment as doctor_environment
+from tests.doctor_machine import Machine
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -279,10 +281,10 @@ def browser_page(monkeypatch, tmp_path):
 def objects_owned_by(user) -> dict:
     """One object of every kind a URL addresses, owned by `user`: a failed check with a step, the
     investigation they reported from it (a finding, an action item, their report) and a passed
-    registration. Returns the ids by URL converter name (and by URL name where a converter is shared)."""
+    registration, an environment report. Returns the ids by URL converter name (and by URL name where a converter is shared)."""
     from django.utils import timezone
 
-    from onboarding.models import CheckRun, CheckStep, Registration
+    from onboarding.models import CheckRun, CheckStep, EnvironmentCheck, EnvironmentReport, Registration
     from triage.models import ActionItem, Finding, Investigation, Report
 
     now = timezone.now()
@@ -309,7 +311,14 @@ def objects_owned_by(user) -> dict:
         version="1",
         source="models:/m-1",
     )
+    environment = EnvironmentReport.objects.create(
+        user=user, doctor_version="1.0.0", ok=False, key_fingerprint="0badc0de"
+    )
+    EnvironmentCheck.objects.create(
+        report=environment, position=1, name="api key", status="fail", cause="API_KEY_MISSING", message="No key."
+    )
     return {
+        "report_id": environment.pk,
         "run_id": run.pk,
         "registration_id": registration.pk,
         "pk": investigation.pk,
@@ -317,3 +326,26 @@ def objects_owned_by(user) -> dict:
         "triage:action_toggle": ActionItem.objects.create(investigation=investigation, title="An action").pk,
         "triage:rerun": Report.objects.create(investigation=investigation, reporter=user, check_run=run).pk,
     }
+
+
+# --- the environment doctor's machines (tests/doctor_machine.py) ------------------------------------------
+@pytest.fixture(scope="session")
+def doctor_script(tmp_path_factory) -> Path:
+    """The served bytes, written where a developer would save them (a folder of their own)."""
+    folder = tmp_path_factory.mktemp("download")
+    path = folder / "hokusai_doctor.py"
+    path.write_bytes(doctor_environment.doctor_script().content)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory) -> str:
+    """A fresh virtualenv's Python: the standard library and nothing installed."""
+    folder = tmp_path_factory.mktemp("venv") / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    return str(folder / "bin" / "python")
+
+
+@pytest.fixture
+def machine(tmp_path, bare_python, doctor_script) -> Machine:
+    return Machine(tmp_path, bare_python, doctor_script)

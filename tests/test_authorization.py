@@ -50,6 +50,10 @@ ACCESS = {
     "onboarding:check_run": row(LOGIN, OK, HIDDEN, OK, OK),
     "onboarding:check_run_retry": row(LOGIN, OK, DENY, DENY, DENY),
     "onboarding:report_problem": row(LOGIN, OK, DENY, DENY, DENY),
+    "onboarding:environment": DEVELOPERS,
+    # A's environment report: A and staff (it is evidence support reads); B is not told it exists.
+    "onboarding:environment_report": row(LOGIN, OK, HIDDEN, OK, OK),
+    "onboarding:doctor_script": EVERYONE,  # a `curl` in a terminal has no session; the file holds no secret
     "triage:index": STAFF_READ,
     "triage:queue": SUPPORT,
     "triage:create": SUPPORT,

@@ -211,6 +211,14 @@ class Report(models.Model):
     evidence = models.TextField(
         blank=True, help_text="The reporter's check: number, masked key, each step's message (redacted)."
     )
+    environment = models.ForeignKey(
+        "onboarding.EnvironmentReport",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="problem_reports",
+        help_text="The reporter's environment doctor report, attached as evidence.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -13,7 +13,7 @@ from django.db.models import prefetch_related_objects
 from hokusai_portal.locks import transaction_lock
 from onboarding import selectors as check_selectors
 from onboarding.diagnosis import CAUSES, StepStatus
-from onboarding.models import CheckRun
+from onboarding.models import CheckRun, EnvironmentReport
 from onboarding.services import NoApiKey, connectivity_check_start
 
 from .models import Investigation, Report
@@ -73,7 +73,12 @@ def _steps_public(run: CheckRun) -> str:
 
 @transaction.atomic
 def problem_report(
-    *, run: CheckRun, reporter: AbstractBaseUser, consent_rerun: bool = False, note: str = ""
+    *,
+    run: CheckRun,
+    reporter: AbstractBaseUser,
+    consent_rerun: bool = False,
+    note: str = "",
+    environment: EnvironmentReport | None = None,
 ) -> tuple[Investigation, bool]:
     """Attach a failed run to the open investigation with its fingerprint, or open one. Returns (investigation, created).
 
@@ -83,6 +88,8 @@ def problem_report(
         raise ReportError("You can only report your own checks.")
     if run.status not in CheckRun.UNSUCCESSFUL:
         raise ReportError("Only a failed check can be reported.")
+    if environment is not None and environment.user_id != reporter.pk:
+        raise ReportError("You can only attach your own environment report.")
     prefetch_related_objects([run], "steps")  # one query for the steps every helper below reads
     fingerprint = run_fingerprint(run)
     redactions = Redactions()
@@ -128,8 +135,19 @@ def problem_report(
     Report.objects.update_or_create(
         investigation=investigation,
         reporter=reporter,
-        defaults={"check_run": run, "consent_rerun": consent_rerun, "note": note, "evidence": evidence},
+        defaults={
+            "check_run": run,
+            "consent_rerun": consent_rerun,
+            "note": note,
+            "evidence": evidence,
+            "environment": environment,
+        },
     )
+    if environment is not None:
+        failing = [c.cause for c in environment.checks.all() if c.status == "fail"]
+        evidence += f"\n\nEnvironment report #{environment.pk} attached: " + (
+            f"{len(failing)} failed ({', '.join(failing)})." if failing else "nothing failed."
+        )
     _event(  # internal: it names the reporter and their check
         investigation,
         reporter,

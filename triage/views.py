@@ -167,8 +167,14 @@ def _detail_context(request, investigation) -> dict:
         "comment_form": CommentForm(),
         "finding_statuses": Finding.Status.choices,
         # Staff read every report; a developer reads only their own (their note, check and evidence).
-        "reports": investigation.reports.select_related("reporter", "check_run") if staff else [],
-        "my_report": None if staff else investigation.reports.filter(reporter=request.user).first(),
+        "reports": investigation.reports.select_related("reporter", "check_run", "environment").prefetch_related(
+            "environment__checks"
+        )
+        if staff
+        else [],
+        "my_report": None
+        if staff
+        else investigation.reports.filter(reporter=request.user).select_related("environment").first(),
         "affected_count": investigation.reports.count(),
     }
 
