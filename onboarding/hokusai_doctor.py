@@ -763,7 +763,11 @@ def check_interpreter(env):
             problems.append(f"`{command}` on your PATH belongs to {interpreter}, not to {sys.executable}")
     if problems:
         return Check(
-            "interpreter", WARN, "INTERPRETER_MISMATCH", "; ".join(problems)[:1].upper() + "; ".join(problems)[1:] + ".", evidence=evidence
+            "interpreter",
+            WARN,
+            "INTERPRETER_MISMATCH",
+            "; ".join(problems)[:1].upper() + "; ".join(problems)[1:] + ".",
+            evidence=evidence,
         )
     return ok("interpreter", "pip, the active virtualenv and the hokusai command belong to this Python.", evidence)
 

@@ -281,10 +281,14 @@ def environment(request: HttpRequest):
         else:
             messages.success(request, f"Read your environment report #{report.pk}.")
             return redirect("onboarding:environment_report", report_id=report.pk)
-    reports = selectors.environment_reports_for(user=request.user).annotate(
-        failed=Count("checks", filter=Q(checks__status="fail")),
-        warned=Count("checks", filter=Q(checks__status="warn")),
-    ).order_by("-created_at", "-id")
+    reports = (
+        selectors.environment_reports_for(user=request.user)
+        .annotate(
+            failed=Count("checks", filter=Q(checks__status="fail")),
+            warned=Count("checks", filter=Q(checks__status="warn")),
+        )
+        .order_by("-created_at", "-id")
+    )
     script = environment_reports.doctor_script()
     context = {
         **state,
