@@ -16,7 +16,7 @@ from hokusai_portal.query import local_midnight
 from onboarding.diagnosis import PORTAL_CAUSES
 from onboarding.models import CheckRun, DeveloperProgress, EnvironmentCheck
 from triage import stats
-from triage.models import Investigation, InvestigationStat, Severity
+from triage.models import Investigation, InvestigationStat, Severity, SlaCycle
 from triage.selectors import tagged_with
 
 OPEN = Investigation.OPEN_STATUSES
@@ -269,3 +269,53 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
         "trend": weekly_trend(created_by_week, resolved_by_week, today),
         "funnel": onboarding_funnel(filters, now),
     }
+
+
+SLA_WEEKS = 8
+
+
+def sla_attainment(now: datetime | None = None, weeks: int = SLA_WEEKS) -> dict:
+    """Per severity: goals met of goals decided (a clock that ended, or one already breached), for time to first
+    response and time to resolution, over the last `weeks` weeks and per week (by when each was decided)."""
+    now = now or timezone.now()
+    this_week = timezone.localdate(now) - timedelta(days=timezone.localdate(now).weekday())
+    first_week = this_week - timedelta(weeks=weeks - 1)
+    since = local_midnight(first_week)
+    decided = SlaCycle.objects.filter(met__isnull=False).filter(
+        Q(ended_at__gte=since) | Q(ended_at__isnull=True, breached_at__gte=since)
+    )
+    week_starts = [first_week + timedelta(weeks=i) for i in range(weeks)]
+    table = {
+        severity: {
+            goal: {"met": 0, "total": 0, "weeks": {w: [0, 0] for w in week_starts}}
+            for goal in ("response", "resolution")
+        }
+        for severity in Severity.values
+    }
+    for severity, goal, met, ended_at, breached_at in decided.values_list(
+        "severity", "goal", "met", "ended_at", "breached_at"
+    ):
+        when = timezone.localdate(ended_at or breached_at)
+        week = when - timedelta(days=when.weekday())
+        cell = table.get(severity, {}).get(goal)
+        if cell is None or week not in cell["weeks"]:
+            continue
+        cell["met"] += int(met)
+        cell["total"] += 1
+        cell["weeks"][week][0] += int(met)
+        cell["weeks"][week][1] += 1
+    rows = []
+    for severity, label in Severity.choices:
+        goals = {}
+        for goal, cell in table[severity].items():
+            goals[goal] = {
+                "met": cell["met"],
+                "total": cell["total"],
+                "percent": round(100 * cell["met"] / cell["total"]) if cell["total"] else None,
+                "weeks": [
+                    {"week": w, "met": m, "total": t, "percent": round(100 * m / t) if t else None}
+                    for w, (m, t) in cell["weeks"].items()
+                ],
+            }
+        rows.append({"severity": severity, "label": label, **goals})
+    return {"rows": rows, "weeks": week_starts}

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "onboarding",
     "triage",
     "dashboard",
+    "status",
 ]
 
 MIDDLEWARE = [
@@ -241,6 +242,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("CHECK_RUNS_SWEEP_SECONDS", "1"),
         "options": {"expires": 5},
     },
+    # The status page's synthetic probes (status/probes.py) and their retention.
+    "status-probes": {
+        "task": "status.probes_run",
+        "schedule": envint("STATUS_PROBE_SECONDS", "60"),
+        "options": {"expires": 30},
+    },
+    "status-prune": {"task": "status.prune", "schedule": 3600, "options": {"expires": 600}},
+    "sla-warnings": {"task": "triage.sla_warnings", "schedule": 60, "options": {"expires": 30}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -248,6 +257,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 HOKUSAI_REGISTRY_URL = os.getenv("HOKUSAI_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/")
 # PEM file of the CAs a registry's certificate may chain to (a private CA); empty: certifi's, as MLflow's client.
 HOKUSAI_REGISTRY_CA_BUNDLE = os.getenv("HOKUSAI_REGISTRY_CA_BUNDLE", "")
+# The status page's probes call the registry with this service key (an operator's read-only key; never shown).
+# Empty: the gateway, registry and artifact store are shown as not monitored.
+STATUS_PROBE_API_KEY = os.getenv("STATUS_PROBE_API_KEY", "")
+# /status/, /status.json and the badges share one computed summary for this many seconds.
+STATUS_CACHE_SECONDS = envint("STATUS_CACHE_SECONDS", "10")
 # The SDK build developers should have (a git commit of hokusai-ml-platform, 7-40 hex digits): the environment
 # doctor the portal serves warns SDK_BUILD_STALE when the installed build differs. Empty: not checked.
 HOKUSAI_SDK_COMMIT = os.getenv("HOKUSAI_SDK_COMMIT", "").strip()

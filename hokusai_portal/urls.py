@@ -14,6 +14,7 @@ urlpatterns = [
     path("triage/", include("triage.urls")),
     path("dashboard/", include("dashboard.urls")),
     path("api/status", dashboard_views.api_status, name="api_status"),
+    path("", include("status.urls")),
     path("admin/", admin.site.urls),
 ]
 

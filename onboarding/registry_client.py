@@ -169,6 +169,10 @@ class RegistryClient:
     def list_artifacts(self, run_id: str, path: str) -> requests.Response:
         return self.get(f"{API}/artifacts/list", run_id=run_id, path=path)
 
+    def list_artifact_root(self) -> requests.Response:
+        """The artifact store's top folder, through the tracking server's artifact proxy (the status probe)."""
+        return self.get(ARTIFACTS_API, path="")
+
     def artifact_file(self, path: str) -> requests.Response:
         """A file through the tracking server's artifact proxy (an mlflow-artifacts:/ URI's path)."""
         return self.get(f"{ARTIFACTS_API}/{quote(path)}")

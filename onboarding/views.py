@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from accounts.roles import Role, has_role, role_required
 from hokusai_portal.htmx import HtmxHttpRequest
+from status import selectors as status_selectors
 from triage import reports
 
 from . import environment as environment_reports
@@ -126,6 +127,8 @@ def check_run(request: HtmxHttpRequest, run_id: int):
             response.status_code = HttpResponseStopPolling.status_code
         return response
     wizard = selectors.onboarding_state(user=request.user)
+    # What the check depends on, from the status page's probes: a degraded component is named first.
+    context["platform_degraded"] = status_selectors.degraded_for({"gateway", "registry", "artifacts"})
     current = "registration" if run.kind == run.Kind.REGISTRATION else "connectivity"
     if current == "registration" and run.status == run.Status.PASSED:
         current = "done"

@@ -317,7 +317,11 @@ def objects_owned_by(user) -> dict:
     EnvironmentCheck.objects.create(
         report=environment, position=1, name="api key", status="fail", cause="API_KEY_MISSING", message="No key."
     )
+    from status.models import Component as StatusComponent
+
+    status_component, _ = StatusComponent.objects.get_or_create(slug="registry", defaults={"name": "Registry API"})
     return {
+        "slug": status_component.slug,
         "report_id": environment.pk,
         "run_id": run.pk,
         "registration_id": registration.pk,

@@ -187,3 +187,19 @@ def wait_healthy(base: str, timeout: float, workers: int) -> dict:
             pass
         time.sleep(0.5)
     raise AssertionError(f"not healthy after {timeout}s: {body}")
+
+
+def wait_probed(base: str, timeout: float) -> dict:
+    """/status.json once beat's probes have reported every component operational (and the registry side is
+    monitored): proof that beat sends the probes and a worker runs them in this process set."""
+    deadline, body = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        try:
+            body = requests.get(f"{base}/status.json", timeout=5).json()
+        except (requests.RequestException, ValueError):
+            body = {}
+        components = {c["id"]: c for c in body.get("components", [])}
+        if components and all(c["status"] == "operational" and c["monitored"] for c in components.values()):
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"the status probes did not report every component operational: {body}")

@@ -64,11 +64,15 @@ ACCESS = {
     "triage:detail": row(LOGIN, OK, HIDDEN, OK, OK),
     "triage:edit": SUPPORT,
     "triage:transition": SUPPORT,
+    "triage:awaiting": SUPPORT,
     "triage:comment": SUPPORT,
     "triage:export": SUPPORT,
     "triage:finding_status": SUPPORT,
     "triage:action_toggle": SUPPORT,
     "triage:rerun": SUPPORT,
+    "status:page": EVERYONE,  # the public status page, its JSON and badges: no login
+    "status:json": EVERYONE,
+    "status:badge": EVERYONE,
     "dashboard:index": STAFF_READ,
     "dashboard:csv": STAFF_READ,
 }

@@ -65,7 +65,7 @@ def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(
     # Done is a place: the wizard's last step is current, with the version, its tags and what next.
     page.get_by_role("link", name="Done: what next").click()
     page.get_by_test_id("done").wait_for()
-    assert page.locator('.wizard li[aria-current="step"]').inner_text().strip() == "4. Done"
+    assert page.locator('.wizard li[aria-current="step"]').inner_text().strip() == "5. Done"
     assert page.get_by_test_id("version").inner_text() == "1"
     page.goto(f"{live_server.url}/onboarding/")  # a registered developer is sent to Done, not the form
     page.get_by_test_id("done").wait_for()

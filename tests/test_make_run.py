@@ -18,7 +18,7 @@ from devstack.server import free_port
 from onboarding import lifecycle
 from tests.conftest import ROOT
 from tests.fault_servers import slow_proxy
-from tests.portal_processes import PortalUser, ProcessSet
+from tests.portal_processes import PortalUser, ProcessSet, wait_probed
 
 REGISTRY_DELAY_SECONDS = 0.25
 
@@ -39,7 +39,11 @@ def test_make_run_is_ready_survives_a_killed_worker_and_stops_in_order(tmp_path)
             if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "HOKUSAI_REGISTRY_URL", "DEBUG", "PORTAL_ENV")
         }
         env.update(
-            PORTAL_PORT=str(portal_port), REGISTRY_PORT=str(registry_port), HOKUSAI_REGISTRY_URL=registry_via_proxy
+            PORTAL_PORT=str(portal_port),
+            REGISTRY_PORT=str(registry_port),
+            HOKUSAI_REGISTRY_URL=registry_via_proxy,
+            STATUS_PROBE_SECONDS="2",
+            STATUS_CACHE_SECONDS="0",
         )
         portal = ProcessSet(tmp_path, ["make", "run"], env)
         base = f"http://127.0.0.1:{portal_port}"
@@ -54,6 +58,9 @@ def test_make_run_is_ready_survives_a_killed_worker_and_stops_in_order(tmp_path)
             assert f"Hokusai Portal: {base}/" in banner and "sign in as developer" in banner
             assert portal.log.count("spawned: 'registry'") == 1, "the registry was started more than once"
             print(f"make run: banner {ready_after:.1f} s after start")
+
+            # Beat sends the status probes; the worker runs them with the devstack's reader key.
+            assert wait_probed(base, timeout=60)["status"]["indicator"] == "none"
 
             credentials = json.loads((portal.var_dir / "demo-credentials.json").read_text())
             assert set(credentials["keys"]) == {"writer", "reader", "revoked", "admin"}

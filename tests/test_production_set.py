@@ -19,7 +19,7 @@ import requests
 from devstack.server import free_port
 from tests.conftest import ROOT
 from tests.fault_servers import slow_proxy
-from tests.portal_processes import POSTGRES, PortalUser, ProcessSet, production_env, wait_healthy
+from tests.portal_processes import POSTGRES, PortalUser, ProcessSet, production_env, wait_healthy, wait_probed
 
 BROKERS = {"redis": ("redis://127.0.0.1:6379/7", 6379), "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", 5672)}
 pytestmark = pytest.mark.slow
@@ -62,7 +62,14 @@ def test_the_production_set_serves_checks_and_survives_a_killed_worker(
     base = f"http://127.0.0.1:{port}"
     with slow_proxy(devstack.url, 0.25) as registry:
         portal = ProcessSet(
-            tmp_path, ["make", "production"], production_env(production_database, broker_url, port, registry)
+            tmp_path,
+            ["make", "production"],
+            {
+                **production_env(production_database, broker_url, port, registry),
+                "STATUS_PROBE_API_KEY": devstack_keys["reader"],
+                "STATUS_PROBE_SECONDS": "2",
+                "STATUS_CACHE_SECONDS": "0",
+            },
         )
         try:
             started = time.monotonic()
@@ -76,6 +83,10 @@ def test_the_production_set_serves_checks_and_survives_a_killed_worker(
             # Static files are collected and served with hashed names under DEBUG off.
             login = requests.get(f"{base}/accounts/login/", timeout=10)
             assert login.status_code == 200 and "portal." in login.text and ".css" in login.text
+
+            # Beat sends the status probes; a worker runs them with the operator's service key.
+            probed = wait_probed(base, timeout=60)
+            assert probed["status"]["indicator"] == "none", probed["status"]
 
             developer = PortalUser(base)
             developer.sign_up(f"dev-{uuid.uuid4().hex[:6]}@example.com", "a long enough passphrase 42")

@@ -5,7 +5,18 @@ verdicts) are read-only here: change them on the investigation's page, where tra
 from django.contrib import admin, messages
 
 from . import services
-from .models import ActionItem, Component, Finding, Investigation, InvestigationStat, Report, TimelineEvent
+from .models import (
+    ActionItem,
+    Component,
+    Finding,
+    Investigation,
+    InvestigationStat,
+    Report,
+    SlaCycle,
+    SlaPolicy,
+    TimelineEvent,
+    WorkingCalendar,
+)
 
 
 @admin.register(Component)
@@ -15,6 +26,9 @@ class ComponentAdmin(admin.ModelAdmin):
 
 
 WORKFLOW_FIELDS = ["status", "resolution", "duplicate_of", "resolved_at", "created_at", "fingerprint", "reporter"]
+# Derived from the timeline (triage/sla.py), or changed on the investigation's page where it leaves an event.
+SLA_FIELDS = ["awaiting_reporter", "sla_due_at", "sla_warn_at", "sla_warned_for", "sla_breached"]
+M2M_FIELDS = ("components", "status_components")
 FINDING_VERDICT_FIELDS = ["status", "verdict_reason"]
 
 
@@ -37,19 +51,19 @@ class InvestigationAdmin(admin.ModelAdmin):
     search_fields = ["title", "summary"]
     list_select_related = ["owner"]
     raw_id_fields = ["owner"]
-    readonly_fields = WORKFLOW_FIELDS
-    filter_horizontal = ["components"]
+    readonly_fields = WORKFLOW_FIELDS + SLA_FIELDS
+    filter_horizontal = ["components", "status_components"]
     inlines = [FindingInline, ActionItemInline]
     date_hierarchy = "created_at"
 
     def save_model(self, request, obj, form, change):
-        plain = {name: form.cleaned_data[name] for name in form.changed_data if name != "components"}
+        plain = {name: form.cleaned_data[name] for name in form.changed_data if name not in M2M_FIELDS}
         if change:
             current = Investigation.objects.get(pk=obj.pk)
             redactions = services.investigation_update(investigation=current, actor=request.user, **plain)
             obj.refresh_from_db()
         else:
-            fields = {name: form.cleaned_data[name] for name in form.cleaned_data if name != "components"}
+            fields = {name: form.cleaned_data[name] for name in form.cleaned_data if name not in M2M_FIELDS}
             created, redactions = services.investigation_create(actor=request.user, data=fields)
             obj.pk, obj._state.adding, obj._state.db = created.pk, False, created._state.db
             obj.refresh_from_db()
@@ -60,6 +74,11 @@ class InvestigationAdmin(admin.ModelAdmin):
         investigation = form.instance
         services.investigation_set_components(
             investigation=investigation, actor=request.user, components=list(form.cleaned_data.get("components", []))
+        )
+        services.investigation_set_status_components(
+            investigation=investigation,
+            actor=request.user,
+            components=list(form.cleaned_data.get("status_components", [])),
         )
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
@@ -118,4 +137,35 @@ class InvestigationStatAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WorkingCalendar)
+class WorkingCalendarAdmin(admin.ModelAdmin):
+    list_display = ["name", "time_zone", "work_start", "work_end", "weekdays", "holiday_country"]
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(admin.ModelAdmin):
+    """Changing a goal recomputes the open investigations' clocks (the lists filter on them)."""
+
+    list_display = ["severity", "first_response_minutes", "resolution_minutes", "calendar"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        from .sla import refresh
+
+        for investigation in Investigation.objects.filter(
+            severity=obj.severity, status__in=Investigation.OPEN_STATUSES
+        ):
+            refresh(investigation)
+
+
+@admin.register(SlaCycle)
+class SlaCycleAdmin(admin.ModelAdmin):
+    list_display = ["investigation", "goal", "cycle", "severity", "elapsed_minutes", "goal_minutes", "met"]
+    list_filter = ["goal", "severity", "met"]
+    readonly_fields = [f.name for f in SlaCycle._meta.fields]
+
+    def has_add_permission(self, request):
         return False

@@ -71,6 +71,14 @@ class Investigation(models.Model):
         default=dict, blank=True, help_text="Python, SDK version/commit, MLflow version, extra key/values."
     )
     components = models.ManyToManyField(Component, blank=True, related_name="investigations")
+    # The public status page: a public investigation linked to platform components is an incident there,
+    # its public timeline (status changes, replies) its updates.
+    public_incident = models.BooleanField(
+        default=False, help_text="Shown on the public status page as an incident, with its public updates."
+    )
+    status_components = models.ManyToManyField(
+        "status.Component", blank=True, related_name="incidents", verbose_name="platform components (status page)"
+    )
     impact_user = models.TextField(blank=True)
     impact_business = models.TextField(blank=True)
     impact_platform = models.TextField(blank=True)
@@ -93,6 +101,15 @@ class Investigation(models.Model):
     created_at = models.DateTimeField(db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # SLA (triage/sla.py): the clocks pause while waiting on the reporter; the rest is derived from the
+    # timeline by sla.refresh and kept here for the lists' filters.
+    awaiting_reporter = models.BooleanField(default=False, help_text="Waiting on the reporter: the SLA clocks pause.")
+    sla_due_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="When a running goal breaches.")
+    sla_warn_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="When 75 % of a goal is used.")
+    sla_warned_for = models.CharField(max_length=24, blank=True, help_text="The clock (goal:cycle) last warned about.")
+    sla_breached = models.BooleanField(
+        default=False, db_index=True, help_text="A goal of the current cycle is breached."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -270,3 +287,76 @@ class InvestigationStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.period} {self.severity} {self.metric}={self.key}: {self.n}"
+
+
+class WorkingCalendar(models.Model):
+    """Working hours for SLA clocks: a time zone, daily hours, weekdays and holidays (the `holidays` package)."""
+
+    name = models.CharField(max_length=80, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="An IANA zone, e.g. Europe/Berlin.")
+    work_start = models.TimeField(default="09:00")
+    work_end = models.TimeField(default="17:00")
+    weekdays = models.CharField(
+        max_length=20, default="0,1,2,3,4", help_text="0 = Monday … 6 = Sunday, comma-separated."
+    )
+    holiday_country = models.CharField(
+        max_length=2, blank=True, help_text="ISO country code, e.g. US, DE: its public holidays."
+    )
+    holiday_subdivision = models.CharField(max_length=10, blank=True, help_text="e.g. CA for California.")
+    extra_holidays = models.JSONField(default=list, blank=True, help_text='Extra days off, e.g. ["2026-12-24"].')
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .sla import calendar_of
+
+        try:
+            calendar_of(self)
+        except (ValueError, KeyError, NotImplementedError) as error:
+            raise ValidationError(str(error)) from None
+        if self.work_end <= self.work_start:
+            raise ValidationError("Work must end after it starts.")
+
+
+class SlaPolicy(models.Model):
+    """The goals for one severity, in minutes of the calendar's working time (no calendar: every minute)."""
+
+    severity = models.CharField(max_length=10, choices=Severity.choices, unique=True)
+    first_response_minutes = models.PositiveIntegerField(help_text="Time to the first public reply to the reporter.")
+    resolution_minutes = models.PositiveIntegerField(help_text="Time to resolved, per cycle (a reopen starts one).")
+    calendar = models.ForeignKey(
+        WorkingCalendar, null=True, blank=True, on_delete=models.PROTECT, help_text="Empty: around the clock."
+    )
+
+    class Meta:
+        verbose_name = "SLA policy"
+        verbose_name_plural = "SLA policies"
+
+    def __str__(self) -> str:
+        return f"{self.get_severity_display()}: respond {self.first_response_minutes} min, resolve {self.resolution_minutes} min"
+
+
+class SlaCycle(models.Model):
+    """One goal's clock in one cycle, as of the investigation's last change: what the dashboard's attainment
+    counts. Rewritten by sla.refresh (derived data, like InvestigationStat)."""
+
+    investigation = models.ForeignKey(Investigation, on_delete=models.CASCADE, related_name="sla_cycles")
+    goal = models.CharField(max_length=10, choices=[("response", "First response"), ("resolution", "Resolution")])
+    cycle = models.PositiveSmallIntegerField(default=1)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    goal_minutes = models.PositiveIntegerField()
+    elapsed_minutes = models.PositiveIntegerField()
+    breached_at = models.DateTimeField(null=True, blank=True)
+    met = models.BooleanField(null=True, help_text="Empty while the clock runs within its goal.")
+
+    class Meta:
+        ordering = ["investigation", "goal", "cycle"]
+        constraints = [models.UniqueConstraint(fields=["investigation", "goal", "cycle"], name="one_sla_cycle")]
+
+    def __str__(self) -> str:
+        return f"{self.investigation_id} {self.goal} #{self.cycle}: {self.met}"

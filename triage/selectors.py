@@ -1,5 +1,7 @@
 """Triage reads: lists with filters, ownership checks in one place."""
 
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
@@ -20,6 +22,7 @@ SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Sev
 
 
 FILTER_FLAGS = ("resolved", "overdue", "stale_critical")
+SLA_FILTERS = {"breaching": "breaching within 24 h", "breached": "breached"}
 FILTER_DATES = ("created_after", "created_before", "resolved_after", "resolved_before")
 
 
@@ -42,6 +45,7 @@ FILTER_READERS = {
     "finding_status": _either("open", lambda value: query_values.choice(value, Finding.Status.values)),
     "q": query_values.text,
     "sort": lambda value: query_values.choice(value, SORTS),
+    "sla": lambda value: query_values.choice(value, SLA_FILTERS),
     **dict.fromkeys(FILTER_DATES, _iso_day),
     **dict.fromkeys(FILTER_FLAGS, lambda value: "1" if value == "1" else ""),
 }
@@ -70,6 +74,8 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
     if component := filters.get("component"):
         queryset = queryset.filter(tagged_with(component))
     queryset = _date_filters(queryset, filters)
+    if sla_filter := filters.get("sla"):
+        queryset = queryset.filter(sla_q(sla_filter))
     if finding_status := filters.get("finding_status"):
         statuses = FINDING_OPEN if finding_status == "open" else [finding_status]
         queryset = queryset.filter(Exists(Finding.objects.filter(investigation=OuterRef("pk"), status__in=statuses)))
@@ -145,6 +151,7 @@ def filter_choices() -> dict:
         "severities": Severity.choices,
         "owners": support,
         "components": Component.objects.all(),
+        "sla_filters": list(SLA_FILTERS.items()),
         "sorts": [
             ("newest", "Newest"),
             ("oldest", "Oldest"),
@@ -209,6 +216,7 @@ FILTER_LABELS = {
     "resolved": "resolved only",
     "overdue": "past their next review",
     "stale_critical": "critical without an update for 24 h",
+    "sla": "SLA",
 }
 
 
@@ -218,6 +226,7 @@ def filters_described(filters: dict) -> list[str]:
         "status": {"open": "open", **dict(Investigation.Status.choices)},
         "severity": dict(Severity.choices),
         "finding_status": {"open": "open (reported or investigating)", **dict(Finding.Status.choices)},
+        "sla": SLA_FILTERS,
     }
     described = []
     for name, value in filters.items():
@@ -232,3 +241,74 @@ def filters_described(filters: dict) -> list[str]:
             value = get_user_model().objects.filter(pk=value).values_list("username", flat=True).first() or value
         described.append(f"{FILTER_LABELS[name]}: {choices.get(name, {}).get(value, value)}")
     return described
+
+
+def sla_q(which: str, now=None) -> Q:
+    """breaching: open, a running goal breaches within 24 h; breached: a goal of the current cycle is breached
+    (as of the last change) or its due time has passed."""
+    now = now or timezone.now()
+    if which == "breaching":
+        return Q(status__in=Investigation.OPEN_STATUSES, sla_breached=False, sla_due_at__gt=now) & Q(
+            sla_due_at__lte=now + timedelta(hours=24)
+        )
+    return Q(sla_breached=True) | Q(status__in=Investigation.OPEN_STATUSES, sla_due_at__lte=now)
+
+
+def sla_owner_warnings(*, user) -> QuerySet[Investigation]:
+    """The owner's open investigations past 75 % of a goal (warned) or breached: the top of their queue."""
+    now = timezone.now()
+    return (
+        Investigation.objects.filter(owner=user, status__in=Investigation.OPEN_STATUSES)
+        .filter(Q(sla_warn_at__lte=now) | sla_q("breached", now))
+        .order_by("sla_due_at", "id")
+    )
+
+
+def sla_view(investigation: Investigation) -> list[dict] | None:
+    """What the detail page says of each goal: met, breached, paused, or time left (None: no policy)."""
+    from . import sla
+
+    state = sla.state_of(investigation)
+    if state is None:
+        return None
+    now = timezone.now()
+    rows = []
+    for goal in (sla.RESPONSE, sla.RESOLUTION):
+        clock = state.current(goal)
+        if clock is None:
+            continue
+        if clock.breached_at:
+            text = (
+                f"breached {duration_words(now - clock.breached_at)} ago"
+                if clock.ended_at is None
+                else (f"breached: took {clock.elapsed_minutes} of {clock.goal_minutes} working minutes")
+            )
+            tone = "fail"
+        elif clock.ended_at:
+            text, tone = f"met: {clock.elapsed_minutes} of {clock.goal_minutes} working minutes", "pass"
+        elif clock.paused:
+            text, tone = f"paused while waiting on the reporter ({clock.left_minutes} working minutes left)", "skipped"
+        else:
+            text = f"{duration_words(timedelta(minutes=clock.left_minutes))} left, due {timezone.localtime(clock.due_at):%Y-%m-%d %H:%M}"
+            tone = "warn" if clock.warn_at and clock.warn_at <= now else "pass"
+        rows.append(
+            {
+                "goal": goal,
+                "label": "First response" if goal == sla.RESPONSE else "Resolution",
+                "cycle": clock.cycle,
+                "text": text,
+                "tone": tone,
+                "goal_minutes": clock.goal_minutes,
+            }
+        )
+    return rows
+
+
+def duration_words(delta: timedelta) -> str:
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes or not parts else []
+    return " ".join(parts)

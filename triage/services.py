@@ -10,6 +10,7 @@ from django.utils import timezone
 from hokusai_portal.query import local_midnight
 from hokusai_portal.redaction import redact_value
 
+from . import sla
 from .markdown_io import Plan, PlanError, parse_plan
 from .models import ActionItem, Component, Finding, Investigation, TimelineEvent
 
@@ -78,7 +79,7 @@ def _event(
     body="",
     internal=True,
 ):
-    return TimelineEvent.objects.create(
+    event = TimelineEvent.objects.create(
         investigation=investigation,
         actor=actor,
         kind=kind,
@@ -88,6 +89,13 @@ def _event(
         body=body,
         internal=internal,
     )
+    if subject in SLA_TRIGGERS or sla.is_clock_event(subject=subject, kind=kind, internal=internal):
+        sla.refresh(investigation)  # the clocks read the timeline just written
+    return event
+
+
+# Changes after which the SLA clocks are recomputed (besides the clocks' own events): a new policy applies.
+SLA_TRIGGERS = {"created", "imported", "severity"}
 
 
 @transaction.atomic
@@ -146,6 +154,18 @@ def investigation_set_components(*, investigation: Investigation, actor: Abstrac
     if old != new:
         investigation.components.set(components)
         _event(investigation, actor, "components", ", ".join(old), ", ".join(new))
+
+
+@transaction.atomic
+def investigation_set_status_components(
+    *, investigation: Investigation, actor: AbstractBaseUser | None, components
+) -> None:
+    """The platform components (status page) a public incident affects."""
+    old = sorted(c.name for c in investigation.status_components.all())
+    new = sorted(c.name for c in components)
+    if old != new:
+        investigation.status_components.set(components)
+        _event(investigation, actor, "platform components", ", ".join(old), ", ".join(new))
 
 
 @transaction.atomic
@@ -375,3 +395,23 @@ def investigation_plan(investigation: Investigation):
         component_details=investigation.component_details,
         notes=list(investigation.notes),
     )
+
+
+@transaction.atomic
+def investigation_set_awaiting(*, investigation: Investigation, actor: AbstractBaseUser | None, awaiting: bool) -> bool:
+    """Waiting on the reporter (the SLA clocks pause) or not; the reporter sees it. Returns whether it changed."""
+    if investigation.awaiting_reporter == awaiting:
+        return False
+    if awaiting and not investigation.is_open:
+        raise TransitionError("A resolved investigation waits on no one.")
+    Investigation.objects.filter(pk=investigation.pk).update(awaiting_reporter=awaiting)
+    investigation.awaiting_reporter = awaiting
+    _event(
+        investigation,
+        actor,
+        "awaiting reporter",
+        "no" if awaiting else "yes",
+        "yes" if awaiting else "no",
+        internal=False,
+    )
+    return True

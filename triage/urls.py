@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/edit/", views.edit, name="edit"),
     path("<int:pk>/transition/", views.transition, name="transition"),
+    path("<int:pk>/awaiting/", views.awaiting, name="awaiting"),
     path("<int:pk>/comment/", views.comment, name="comment"),
     path("<int:pk>/export.md", views.export, name="export"),
     path("findings/<int:pk>/status/", views.finding_status, name="finding_status"),

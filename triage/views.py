@@ -3,6 +3,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -75,6 +76,9 @@ def index(request: HtmxHttpRequest, queue: bool = False):
         "queue": queue,
         "detail_prefix": reverse("triage:detail", args=[0]).removesuffix("0/"),  # one reverse(), not two a row
         **selectors.filter_choices(),
+        # The owner's SLA warnings (75 % of a goal, or breached) head their queue.
+        "sla_warnings": list(selectors.sla_owner_warnings(user=request.user)[:20]) if queue else [],
+        "now": timezone.now(),
     }
     template = "triage/index.html#results" if request.htmx else "triage/index.html"
     return render(request, template, context)
@@ -176,6 +180,7 @@ def _detail_context(request, investigation) -> dict:
         if staff
         else investigation.reports.filter(reporter=request.user).select_related("environment").first(),
         "affected_count": investigation.reports.count(),
+        "sla_rows": selectors.sla_view(investigation) if staff else None,
     }
 
 
@@ -183,6 +188,25 @@ def _detail_context(request, investigation) -> dict:
 def detail(request: HttpRequest, pk: int):
     investigation = selectors.investigation_get_for(user=request.user, pk=pk)
     return render(request, "triage/detail.html", _detail_context(request, investigation))
+
+
+@support_only
+@require_POST
+def awaiting(request: HttpRequest, pk: int):
+    """Waiting on the reporter (the SLA clocks pause), or no longer."""
+    investigation = get_object_or_404(Investigation, pk=pk)
+    wanted = request.POST.get("awaiting") == "1"
+    try:
+        if services.investigation_set_awaiting(investigation=investigation, actor=request.user, awaiting=wanted):
+            messages.success(
+                request,
+                "Waiting on the reporter: the SLA clocks are paused."
+                if wanted
+                else "No longer waiting on the reporter: the SLA clocks run again.",
+            )
+    except services.TransitionError as error:
+        messages.error(request, str(error))
+    return redirect("triage:detail", pk=pk)
 
 
 @support_only

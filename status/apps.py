@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class StatusConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "status"
+    verbose_name = "Platform status"
