@@ -16,7 +16,7 @@ from hokusai_portal.query import local_midnight
 from onboarding.diagnosis import PORTAL_CAUSES
 from onboarding.models import CheckRun, DeveloperProgress, EnvironmentCheck
 from triage import stats
-from triage.models import Investigation, InvestigationStat, Severity, SlaCycle
+from triage.models import Investigation, InvestigationStat, Report, Severity, SlaCycle
 from triage.selectors import tagged_with
 
 OPEN = Investigation.OPEN_STATUSES
@@ -319,3 +319,28 @@ def sla_attainment(now: datetime | None = None, weeks: int = SLA_WEEKS) -> dict:
             }
         rows.append({"severity": severity, "label": label, **goals})
     return {"rows": rows, "weeks": week_starts}
+
+
+def deflection(now: datetime | None = None, weeks: int = SLA_WEEKS) -> list[dict]:
+    """Per week: problem reports that joined an open investigation (deflected: someone else had opened it, and
+    the known issue was shown at the failure) against those that opened a new one."""
+    now = now or timezone.now()
+    this_week = timezone.localdate(now) - timedelta(days=timezone.localdate(now).weekday())
+    starts = [this_week - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
+    counts = {week: [0, 0] for week in starts}
+    for created_at, joined in Report.objects.filter(created_at__gte=local_midnight(starts[0])).values_list(
+        "created_at", "joined"
+    ):
+        day = timezone.localdate(created_at)
+        week = day - timedelta(days=day.weekday())
+        if week in counts:
+            counts[week][0 if joined else 1] += 1
+    return [
+        {
+            "week": week,
+            "joined": joined,
+            "new": new,
+            "percent": round(100 * joined / (joined + new)) if joined + new else None,
+        }
+        for week, (joined, new) in counts.items()
+    ]

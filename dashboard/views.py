@@ -15,7 +15,7 @@ from triage.models import Component, Severity
 from triage.selectors import investigation_list
 
 from .charts import funnel_svg, weekly_bars_svg
-from .selectors import DashboardFilters, dashboard_numbers, sla_attainment
+from .selectors import DashboardFilters, dashboard_numbers, deflection, sla_attainment
 
 dashboard_role = role_required(Role.MANAGER, Role.SUPPORT)
 
@@ -48,6 +48,7 @@ def index(request: HttpRequest):
         "funnel_svg": funnel_svg(numbers["funnel"]["steps"]),
         "csv_query": request.GET.urlencode(),
         "sla": sla_attainment(),
+        "deflection": deflection(),
     }
     return render(request, "dashboard/index.html", context)
 

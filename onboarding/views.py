@@ -114,6 +114,8 @@ def check_run(request: HtmxHttpRequest, run_id: int):
         "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,
         "run_cause": CAUSES.get(run.cause, ("", "")),
         **selectors.registration_result(run=run),
+        # A failure others reported too: named before anything else, with "This is me too".
+        "known_issue": reports.known_issue(run=run, user=request.user) if run.user_id == request.user.pk else None,
         # Offered for attaching to a problem report: only on the final state of the owner's failed run.
         "latest_environment": (
             selectors.environment_reports_for(user=request.user).first()

@@ -222,6 +222,9 @@ class Report(models.Model):
     consent_rerun = models.BooleanField(
         default=False, help_text="Support may re-run the check with the reporter's key."
     )
+    joined = models.BooleanField(
+        default=False, help_text="It joined an investigation others had opened (a deflected report), not a new one."
+    )
     # What belongs to this reporter alone: seen by them and by staff, never by the investigation's other
     # reporters (the investigation itself holds only what every reporter may read).
     note = models.TextField(blank=True, help_text="The reporter's words, redacted.")

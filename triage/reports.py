@@ -6,6 +6,8 @@ by calling `problem_report`.
 What a report holds is split by who may read it: the investigation gets what every reporter may read
 (cause, remedy, the steps' outcomes), the Report row the reporter's own note and check evidence."""
 
+from dataclasses import dataclass
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import prefetch_related_objects
@@ -16,7 +18,7 @@ from onboarding.diagnosis import CAUSES, StepStatus
 from onboarding.models import CheckRun, EnvironmentReport
 from onboarding.services import NoApiKey, connectivity_check_start
 
-from .models import Investigation, Report
+from .models import Investigation, Report, TimelineEvent
 from .services import Redactions, _event, investigation_create
 
 CAUSE_COMPONENTS = {
@@ -132,16 +134,18 @@ def problem_report(
             ],
             component_names=CAUSE_COMPONENTS.get(run.cause, ["MLflow tracking server"]),
         )
+    values = {
+        "check_run": run,
+        "consent_rerun": consent_rerun,
+        "note": note,
+        "evidence": evidence,
+        "environment": environment,
+    }
     Report.objects.update_or_create(
         investigation=investigation,
         reporter=reporter,
-        defaults={
-            "check_run": run,
-            "consent_rerun": consent_rerun,
-            "note": note,
-            "evidence": evidence,
-            "environment": environment,
-        },
+        defaults=values,
+        create_defaults={**values, "joined": not created},  # a report that found its investigation open
     )
     if environment is not None:
         failing = [c.cause for c in environment.checks.all() if c.status == "fail"]
@@ -156,6 +160,41 @@ def problem_report(
         body=evidence + (f"\n\n{note}" if note else ""),
     )
     return investigation, created
+
+
+@dataclass(frozen=True)
+class KnownIssue:
+    """An open investigation a failed check matches, as its reporter may read it."""
+
+    investigation: Investigation
+    affected: int  # developers who reported it
+    latest_update: TimelineEvent | None  # the newest public event
+    workaround: str
+    reported_by_you: bool
+
+
+def known_issue(*, run: CheckRun, user: AbstractBaseUser) -> KnownIssue | None:
+    """The open investigation whose fingerprint the failed run has: shown at the failure, before anything else."""
+    if run.status not in CheckRun.UNSUCCESSFUL:
+        return None
+    investigation = (
+        Investigation.objects.filter(fingerprint=run_fingerprint(run), status__in=Investigation.OPEN_STATUSES)
+        .order_by("created_at")
+        .first()
+    )
+    if investigation is None:
+        return None
+    reporters = set(investigation.reports.values_list("reporter_id", flat=True))
+    latest = (
+        investigation.timeline.filter(internal=False).exclude(subject="created").order_by("-created_at", "-id").first()
+    )
+    return KnownIssue(
+        investigation=investigation,
+        affected=len(reporters),
+        latest_update=latest,
+        workaround=investigation.mitigations.strip(),
+        reported_by_you=user.pk in reporters,
+    )
 
 
 @transaction.atomic
