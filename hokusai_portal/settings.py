@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "triage",
     "dashboard",
     "status",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -250,6 +251,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     "status-prune": {"task": "status.prune", "schedule": 3600, "options": {"expires": 600}},
     "sla-warnings": {"task": "triage.sla_warnings", "schedule": 60, "options": {"expires": 30}},
+    # The outbox: a change asks a worker to send at once; this catches what that missed and the retries.
+    "outbox-send": {
+        "task": "notifications.outbox_send",
+        "schedule": envint("OUTBOX_SEND_SECONDS", "30"),
+        "options": {"expires": 25},
+    },
+    "digests-send": {"task": "notifications.digests_send", "schedule": 24 * 3600, "options": {"expires": 3600}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -257,6 +265,26 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 HOKUSAI_REGISTRY_URL = os.getenv("HOKUSAI_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/")
 # PEM file of the CAs a registry's certificate may chain to (a private CA); empty: certifi's, as MLflow's client.
 HOKUSAI_REGISTRY_CA_BUNDLE = os.getenv("HOKUSAI_REGISTRY_CA_BUNDLE", "")
+# Email (notifications). Development keeps mail on this machine: one .log file per message under
+# var/mail/ (EMAIL_FILE_PATH); production sends through SMTP with the EMAIL_* settings.
+EMAIL_BACKEND = os.getenv(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PORTAL_ENV == "production"
+    else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = os.getenv("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.getenv("EMAIL_USE_TLS", "0") == "1"
+EMAIL_USE_SSL = os.getenv("EMAIL_USE_SSL", "0") == "1"
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "10")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Hokusai portal <portal@localhost>")
+# Links in email point here (the portal's public address).
+PORTAL_BASE_URL = os.getenv("PORTAL_BASE_URL", f"http://127.0.0.1:{os.getenv('PORTAL_PORT', '8000')}")
+
 # The status page's probes call the registry with this service key (an operator's read-only key; never shown).
 # Empty: the gateway, registry and artifact store are shown as not monitored.
 STATUS_PROBE_API_KEY = os.getenv("STATUS_PROBE_API_KEY", "")

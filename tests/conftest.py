@@ -320,7 +320,10 @@ def objects_owned_by(user) -> dict:
     from status.models import Component as StatusComponent
 
     status_component, _ = StatusComponent.objects.get_or_create(slug="registry", defaults={"name": "Registry API"})
+    from notifications.services import unsubscribe_token
+
     return {
+        "token": unsubscribe_token(user_id=user.pk, investigation_id=investigation.pk),
         "slug": status_component.slug,
         "report_id": environment.pk,
         "run_id": run.pk,

@@ -73,6 +73,11 @@ ACCESS = {
     "status:page": EVERYONE,  # the public status page, its JSON and badges: no login
     "status:json": EVERYONE,
     "status:badge": EVERYONE,
+    "notifications:settings": row(LOGIN, OK, OK, OK, OK),
+    # Following needs reading: A follows what A reported; B is not told it exists.
+    "notifications:follow": row(LOGIN, OK, HIDDEN, OK, OK),
+    "notifications:unsubscribe": EVERYONE,  # the signed token is the proof (RFC 8058 one-click, no session)
+    "notifications:outbox": SUPPORT,
     "dashboard:index": STAFF_READ,
     "dashboard:csv": STAFF_READ,
 }

@@ -13,6 +13,7 @@ from hokusai_portal.redaction import redact_value
 from . import sla
 from .markdown_io import Plan, PlanError, parse_plan
 from .models import ActionItem, Component, Finding, Investigation, TimelineEvent
+from .signals import timeline_event_added
 
 S = Investigation.Status
 # Validated transitions: no skipping ahead; resolving from anywhere open needs a resolution.
@@ -91,6 +92,7 @@ def _event(
     )
     if subject in SLA_TRIGGERS or sla.is_clock_event(subject=subject, kind=kind, internal=internal):
         sla.refresh(investigation)  # the clocks read the timeline just written
+    timeline_event_added.send(sender=TimelineEvent, event=event)  # notifications: followers hear of it
     return event
 
 

@@ -1,0 +1,84 @@
+"""Followers of investigations, their email choice, what is waiting for a digest, and the outbox.
+
+Mail is never sent inside a request: a public change writes OutboxEmail rows in the same transaction as
+the change, and a Celery task sends them with retries. An SMTP server that is down delays mail; the rows
+wait (pending, with the last error and the next attempt) and none is lost."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Follow(models.Model):
+    class Reason(models.TextChoices):
+        REPORTED = "reported", "You reported it"
+        FOLLOWED = "followed", "You follow it"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="follows")
+    investigation = models.ForeignKey("triage.Investigation", on_delete=models.CASCADE, related_name="followers")
+    reason = models.CharField(max_length=10, choices=Reason.choices, default=Reason.FOLLOWED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "investigation"], name="one_follow_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} follows {self.investigation_id}"
+
+
+class Preference(models.Model):
+    class Mode(models.TextChoices):
+        IMMEDIATE = "immediate", "At once: an email per public change"
+        DAILY = "daily", "A daily digest"
+        OFF = "off", "Off: no email"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
+    )
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.IMMEDIATE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.mode}"
+
+
+class Notification(models.Model):
+    """A public change one follower should hear of: emailed at once, or kept for their daily digest."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    event = models.ForeignKey("triage.TimelineEvent", on_delete=models.CASCADE, related_name="notifications")
+    created_at = models.DateTimeField(auto_now_add=True)
+    digest = models.BooleanField(default=False, help_text="Waits for the daily digest.")
+    digested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["user", "event"], name="one_notification_per_event")]
+        indexes = [models.Index(fields=["digest", "digested_at"], name="notification_digest_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: event {self.event_id}"
+
+
+class OutboxEmail(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (refused by the server: not retried)"
+
+    to = models.EmailField()
+    subject = models.CharField(max_length=250)
+    body = models.TextField()
+    headers = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "outbox email"
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.subject} → {self.to}"
