@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "dashboard",
     "status",
     "notifications",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -256,6 +257,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.outbox_send",
         "schedule": envint("OUTBOX_SEND_SECONDS", "30"),
         "options": {"expires": 25},
+    },
+    # Webhook deliveries that are due (a change also asks at once); retries follow the spec's schedule.
+    "webhooks-deliver": {
+        "task": "webhooks.deliver_due",
+        "schedule": envint("WEBHOOK_DELIVER_SECONDS", "5"),
+        "options": {"expires": 5},
     },
     "digests-send": {"task": "notifications.digests_send", "schedule": 24 * 3600, "options": {"expires": 3600}},
 }

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/status", dashboard_views.api_status, name="api_status"),
     path("", include("status.urls")),
     path("notifications/", include("notifications.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -24,6 +24,7 @@ from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration
 from .registration import RegistrationCheck
 from .registration_input import RegistrationRequest
 from .registry_client import Deadline, RegistryClient, json_body, version_tags
+from .signals import check_run_finished
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -229,6 +230,8 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
         milestone = "registered_at" if run.kind == CheckRun.Kind.REGISTRATION else "connectivity_passed_at"
         progress_mark(user=run.user, milestone=milestone)
     logger.info("check run %s (%s) finished status=%s cause=%s", run.pk, run.kind, run.status, run.cause)
+    if finished:
+        check_run_finished.send(sender=CheckRun, run=run)  # webhooks: registration completed, check failed
     return run
 
 

@@ -320,9 +320,25 @@ def objects_owned_by(user) -> dict:
     from status.models import Component as StatusComponent
 
     status_component, _ = StatusComponent.objects.get_or_create(slug="registry", defaults={"name": "Registry API"})
+    from hokusai_portal import crypto
     from notifications.services import unsubscribe_token
+    from webhooks.models import Delivery, Endpoint, Message
+    from webhooks.services import secret_new
+
+    hook = Endpoint.objects.create(
+        url="https://hooks.example/in", event_types=["check.failed"], secret_ciphertext=crypto.encrypt(secret_new())
+    )
+    delivery = Delivery.objects.create(
+        endpoint=hook,
+        message=Message.objects.create(msg_id=f"msg_owned_{user.pk}", event_type="check.failed", payload={}),
+        status="failed",
+    )
 
     return {
+        "webhooks:endpoint": hook.pk,
+        "webhooks:endpoint_action": hook.pk,
+        "webhooks:redeliver_range": hook.pk,
+        "webhooks:redeliver_one": delivery.pk,
         "token": unsubscribe_token(user_id=user.pk, investigation_id=investigation.pk),
         "slug": status_component.slug,
         "report_id": environment.pk,

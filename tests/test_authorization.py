@@ -78,6 +78,11 @@ ACCESS = {
     "notifications:follow": row(LOGIN, OK, HIDDEN, OK, OK),
     "notifications:unsubscribe": EVERYONE,  # the signed token is the proof (RFC 8058 one-click, no session)
     "notifications:outbox": SUPPORT,
+    "webhooks:index": SUPPORT,  # outgoing webhooks: managed by support engineers (and the admin)
+    "webhooks:endpoint": SUPPORT,
+    "webhooks:endpoint_action": SUPPORT,
+    "webhooks:redeliver_range": SUPPORT,
+    "webhooks:redeliver_one": SUPPORT,
     "dashboard:index": STAFF_READ,
     "dashboard:csv": STAFF_READ,
 }

@@ -1,0 +1,32 @@
+from django import forms
+
+from .models import EventType
+
+
+class EndpointForm(forms.Form):
+    url = forms.URLField(
+        label="Endpoint URL",
+        max_length=500,
+        assume_scheme="https",
+        help_text="Where deliveries are POSTed, e.g. https://ops.example.com/hooks/hokusai.",
+    )
+    description = forms.CharField(required=False, max_length=200)
+    event_types = forms.MultipleChoiceField(
+        choices=EventType.choices, widget=forms.CheckboxSelectMultiple, help_text="What this endpoint receives."
+    )
+    legacy_headers = forms.BooleanField(
+        required=False,
+        label="Also send Hokusai's legacy headers",
+        help_text="X-Hokusai-Signature and X-Hokusai-Idempotency-Key, for receivers built for model_registered.",
+    )
+
+
+class RedeliverRangeForm(forms.Form):
+    start = forms.DateField(label="Failed from")
+    end = forms.DateField(label="to (inclusive)")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("start") and cleaned.get("end") and cleaned["end"] < cleaned["start"]:
+            raise forms.ValidationError("The range ends before it starts.")
+        return cleaned
