@@ -231,3 +231,11 @@ def test_support_manages_endpoints_and_redelivers_failures_in_a_range(receiver, 
     before = Endpoint.objects.count()
     refused = client.post("/webhooks/", {"url": "ftp://example.com/x", "event_types": ["check.failed"]})
     assert refused.status_code == 200 and Endpoint.objects.count() == before
+
+
+@pytest.mark.parametrize("dates", [("2026-01-02", "2026-01-01"), ("0001-01-01", "9999-12-31"), ("soon", "later")])
+def test_a_bad_redelivery_range_gets_a_message_and_changes_nothing(endpoint, bob, dates):
+    client = Client()
+    client.force_login(bob)
+    answer = client.post(f"/webhooks/{endpoint.pk}/redeliver/", {"start": dates[0], "end": dates[1]}, follow=True)
+    assert answer.status_code == 200 and 'class="message error"' in answer.content.decode()

@@ -27,6 +27,9 @@ class RedeliverRangeForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("start") and cleaned.get("end") and cleaned["end"] < cleaned["start"]:
+        for name in ("start", "end"):
+            if cleaned.get(name) and not 2000 <= cleaned[name].year <= 2100:
+                self.add_error(name, "Choose a date between 2000 and 2100.")
+        if not self.errors and cleaned.get("start") and cleaned.get("end") and cleaned["end"] < cleaned["start"]:
             raise forms.ValidationError("The range ends before it starts.")
         return cleaned
