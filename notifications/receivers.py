@@ -18,4 +18,7 @@ def reporter_follows(sender, instance: Report, created: bool, **kwargs) -> None:
 
 @receiver(timeline_event_added)
 def followers_hear(sender, event, **kwargs) -> None:
+    if event.subject == services.SLA_WARNING:
+        services.notify_owner_of_sla(event)  # the owner's, not the followers': it is internal
+        return
     services.notify(event)

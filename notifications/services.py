@@ -106,6 +106,30 @@ def _describe(event: TimelineEvent) -> tuple[str, str]:
     )
 
 
+SLA_WARNING = "SLA warning"
+
+
+def notify_owner_of_sla(event: TimelineEvent) -> bool:
+    """An SLA warning (internal: never to followers) is emailed to the investigation's owner, unless their
+    email is off. Returns whether one was queued."""
+    investigation = event.investigation
+    owner = investigation.owner
+    if owner is None or not owner.email or mode_of(owner) == Preference.Mode.OFF:
+        return False
+    OutboxEmail.objects.create(
+        to=owner.email,
+        subject=f"[{investigation.number}] SLA: {event.new_value}: {investigation.title}"[:250],
+        body=(
+            f"Hello {owner.get_username()},\n\n{event.body}\n\n"
+            f"{absolute(reverse('triage:detail', args=[investigation.pk]))}\n"
+            f"(It heads your queue: {absolute(reverse('triage:queue'))})\n"
+        ),
+        next_attempt_at=timezone.now(),
+    )
+    transaction.on_commit(_kick)
+    return True
+
+
 @transaction.atomic
 def notify(event: TimelineEvent) -> int:
     """Queue what each follower (but the one who made the change) should hear of; returns emails queued."""

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from notifications.models import OutboxEmail
 from triage import services, sla
 from triage.models import Investigation, SlaCycle, SlaPolicy, TimelineEvent, WorkingCalendar
 
@@ -164,6 +165,8 @@ def test_the_75_percent_warning_reaches_the_owners_queue_once(office_policy, bob
     assert sla.warnings_send(berlin(2026, 6, 1, 11, 30)) == 0  # once per clock
     warning = TimelineEvent.objects.get(investigation=investigation, subject="SLA warning")
     assert warning.internal and "breaches at 2026-06-01 10:00 UTC" in warning.body
+    (email,) = OutboxEmail.objects.filter(to=bob.email)  # through the notifications' outbox
+    assert email.subject.startswith(f"[{investigation.number}] SLA: resolution 75 % used")
     monkeypatch.setattr(timezone, "now", lambda: berlin(2026, 6, 1, 11, 31))
     support = Client()
     support.force_login(bob)

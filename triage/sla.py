@@ -381,6 +381,7 @@ def warnings_send(now: datetime | None = None) -> int:
     from django.utils import timezone
 
     from .models import Investigation, TimelineEvent
+    from .signals import timeline_event_added
 
     now = now or timezone.now()
     warned = 0
@@ -394,7 +395,7 @@ def warnings_send(now: datetime | None = None) -> int:
         if clock.warn_at and clock.warn_at > now:
             continue
         owner = investigation.owner.get_username() if investigation.owner else "no owner"
-        TimelineEvent.objects.create(
+        event = TimelineEvent.objects.create(
             investigation=investigation,
             kind=TimelineEvent.Kind.CHANGE,
             subject="SLA warning",
@@ -407,5 +408,6 @@ def warnings_send(now: datetime | None = None) -> int:
             internal=True,
         )
         Investigation.objects.filter(pk=investigation.pk).update(sla_warned_for=key)
+        timeline_event_added.send(sender=TimelineEvent, event=event)  # notifications email the owner
         warned += 1
     return warned
