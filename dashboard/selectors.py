@@ -274,47 +274,45 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
 SLA_WEEKS = 8
 
 
+def _recent_weeks(now: datetime, weeks: int) -> list[date]:
+    """The Mondays of the last `weeks` local weeks, oldest first (this week last)."""
+    this_week = stats.week_of(now)
+    return [this_week - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
+
+
+def _percent(part: int, whole: int) -> int | None:
+    return round(100 * part / whole) if whole else None
+
+
 def sla_attainment(now: datetime | None = None, weeks: int = SLA_WEEKS) -> dict:
     """Per severity: goals met of goals decided (a clock that ended, or one already breached), for time to first
     response and time to resolution, over the last `weeks` weeks and per week (by when each was decided)."""
-    now = now or timezone.now()
-    this_week = timezone.localdate(now) - timedelta(days=timezone.localdate(now).weekday())
-    first_week = this_week - timedelta(weeks=weeks - 1)
-    since = local_midnight(first_week)
+    week_starts = _recent_weeks(now or timezone.now(), weeks)
+    since = local_midnight(week_starts[0])
     decided = SlaCycle.objects.filter(met__isnull=False).filter(
         Q(ended_at__gte=since) | Q(ended_at__isnull=True, breached_at__gte=since)
     )
-    week_starts = [first_week + timedelta(weeks=i) for i in range(weeks)]
-    table = {
-        severity: {
-            goal: {"met": 0, "total": 0, "weeks": {w: [0, 0] for w in week_starts}}
-            for goal in ("response", "resolution")
-        }
-        for severity in Severity.values
-    }
+    # (severity, goal) -> week -> [met, total]
+    cells = {(s, g): {w: [0, 0] for w in week_starts} for s in Severity.values for g in ("response", "resolution")}
     for severity, goal, met, ended_at, breached_at in decided.values_list(
         "severity", "goal", "met", "ended_at", "breached_at"
     ):
-        when = timezone.localdate(ended_at or breached_at)
-        week = when - timedelta(days=when.weekday())
-        cell = table.get(severity, {}).get(goal)
-        if cell is None or week not in cell["weeks"]:
-            continue
-        cell["met"] += int(met)
-        cell["total"] += 1
-        cell["weeks"][week][0] += int(met)
-        cell["weeks"][week][1] += 1
+        counts = cells.get((severity, goal), {}).get(stats.week_of(ended_at or breached_at))
+        if counts is not None:
+            counts[0] += int(met)
+            counts[1] += 1
     rows = []
     for severity, label in Severity.choices:
         goals = {}
-        for goal, cell in table[severity].items():
+        for goal in ("response", "resolution"):
+            per_week = cells[(severity, goal)]
+            met, total = sum(m for m, _ in per_week.values()), sum(t for _, t in per_week.values())
             goals[goal] = {
-                "met": cell["met"],
-                "total": cell["total"],
-                "percent": round(100 * cell["met"] / cell["total"]) if cell["total"] else None,
+                "met": met,
+                "total": total,
+                "percent": _percent(met, total),
                 "weeks": [
-                    {"week": w, "met": m, "total": t, "percent": round(100 * m / t) if t else None}
-                    for w, (m, t) in cell["weeks"].items()
+                    {"week": w, "met": m, "total": t, "percent": _percent(m, t)} for w, (m, t) in per_week.items()
                 ],
             }
         rows.append({"severity": severity, "label": label, **goals})
@@ -324,23 +322,14 @@ def sla_attainment(now: datetime | None = None, weeks: int = SLA_WEEKS) -> dict:
 def deflection(now: datetime | None = None, weeks: int = SLA_WEEKS) -> list[dict]:
     """Per week: problem reports that joined an open investigation (deflected: someone else had opened it, and
     the known issue was shown at the failure) against those that opened a new one."""
-    now = now or timezone.now()
-    this_week = timezone.localdate(now) - timedelta(days=timezone.localdate(now).weekday())
-    starts = [this_week - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
+    starts = _recent_weeks(now or timezone.now(), weeks)
     counts = {week: [0, 0] for week in starts}
     for created_at, joined in Report.objects.filter(created_at__gte=local_midnight(starts[0])).values_list(
         "created_at", "joined"
     ):
-        day = timezone.localdate(created_at)
-        week = day - timedelta(days=day.weekday())
-        if week in counts:
+        if (week := stats.week_of(created_at)) in counts:
             counts[week][0 if joined else 1] += 1
     return [
-        {
-            "week": week,
-            "joined": joined,
-            "new": new,
-            "percent": round(100 * joined / (joined + new)) if joined + new else None,
-        }
+        {"week": week, "joined": joined, "new": new, "percent": _percent(joined, joined + new)}
         for week, (joined, new) in counts.items()
     ]

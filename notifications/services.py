@@ -13,7 +13,6 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
-from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -211,12 +210,13 @@ def digests_send(now: datetime | None = None) -> int:
         changes = [
             {
                 "investigation": n.event.investigation,
-                "what": _describe(n.event)[0],
-                "text": _describe(n.event)[1],
+                "what": what,
+                "text": text,
                 "when": n.event.created_at,
                 "link": absolute(reverse("triage:detail", args=[n.event.investigation_id])),
             }
             for n in items
+            for what, text in [_describe(n.event)]
         ]
         with transaction.atomic():
             OutboxEmail.objects.create(
@@ -319,4 +319,4 @@ def is_following(*, user, investigation_id: int) -> bool:
 
 
 def followers_count(investigation_id: int) -> int:
-    return Follow.objects.filter(Q(investigation_id=investigation_id)).count()
+    return Follow.objects.filter(investigation_id=investigation_id).count()

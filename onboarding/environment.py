@@ -16,11 +16,11 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
-from hokusai_portal import crypto
 from hokusai_portal.redaction import redact_value
 
 from . import hokusai_doctor
 from .models import ApiKey, EnvironmentCheck, EnvironmentReport
+from .services import api_key_reveal
 
 SCRIPT_PATH = Path(hokusai_doctor.__file__)
 SCRIPT_NAME = "hokusai_doctor.py"
@@ -69,9 +69,7 @@ def doctor_script() -> DoctorScript:
     return _script(commit, SCRIPT_PATH.stat().st_mtime)
 
 
-def key_fingerprint(key: str) -> str:
-    """The doctor's fingerprint of a key: the first 8 hex digits of its sha256."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+key_fingerprint = hokusai_doctor.fingerprint  # the first 8 hex digits of a key's sha256, as the doctor prints it
 
 
 class ReportInvalid(ValueError):
@@ -171,7 +169,7 @@ def _secret_survives(value, secrets: list[str]) -> bool:
 
 def _saved_key(user: AbstractBaseUser) -> str | None:
     api_key = ApiKey.objects.filter(user=user).first()
-    return crypto.decrypt(api_key.ciphertext) if api_key else None
+    return api_key_reveal(api_key) if api_key else None
 
 
 @transaction.atomic
@@ -216,7 +214,3 @@ def report_text_from(*, pasted: str, upload) -> str:
         except UnicodeDecodeError:
             continue
     raise ReportInvalid("The file is not text: upload what `python hokusai_doctor.py --json > report.json` wrote.")
-
-
-def cause_known(cause: str) -> bool:
-    return cause in CAUSES

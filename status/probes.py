@@ -111,9 +111,8 @@ def probe_outcomes(components: list[Component]) -> dict[int, Outcome]:
     wanted = {component.probe for component in components}
     outcomes = _registry_outcomes(wanted & {"gateway", "registry", "artifacts"})
     if "workers" in wanted:
-        outcomes["workers"] = Outcome(
-            lifecycle.workers_alive() > 0, 0, "OK" if lifecycle.workers_alive() else "NO_WORKER"
-        )
+        alive = lifecycle.workers_alive() > 0
+        outcomes["workers"] = Outcome(alive, 0, "OK" if alive else "NO_WORKER")
     if "broker" in wanted:
         outcomes["broker"] = _portal_outcome(health._broker)
     return {component.pk: outcomes[component.probe] for component in components if component.probe in outcomes}

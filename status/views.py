@@ -8,7 +8,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from .models import ComponentState
-from .selectors import INCIDENT_STATUS, status_summary
+from .selectors import IMPACT, INCIDENT_STATUS, status_summary
 
 BADGE_COLOURS = {
     ComponentState.OPERATIONAL: "#2e7d32",
@@ -83,9 +83,7 @@ def summary_json(request: HttpRequest):
             "id": investigation.number,
             "name": investigation.title,
             "status": INCIDENT_STATUS.get(investigation.status, "investigating"),
-            "impact": {"critical": "critical", "high": "major", "medium": "minor", "low": "none"}[
-                investigation.severity
-            ],
+            "impact": IMPACT.get(investigation.severity, "minor"),
             "created_at": _iso(investigation.created_at),
             "updated_at": _iso(investigation.updated_at),
             "started_at": _iso(investigation.created_at),

@@ -153,12 +153,9 @@ class SlaPolicyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        from .sla import refresh
+        from .sla import refresh_open
 
-        for investigation in Investigation.objects.filter(
-            severity=obj.severity, status__in=Investigation.OPEN_STATUSES
-        ):
-            refresh(investigation)
+        refresh_open(severity=obj.severity)
 
 
 @admin.register(SlaCycle)

@@ -366,6 +366,16 @@ def refresh(investigation, now: datetime | None = None, policy=None) -> SlaState
     return state
 
 
+def refresh_open(*, severity: str) -> int:
+    """Recompute the open investigations of a severity (its policy changed); returns how many."""
+    from .models import Investigation
+
+    investigations = list(Investigation.objects.filter(severity=severity, status__in=Investigation.OPEN_STATUSES))
+    for investigation in investigations:
+        refresh(investigation)
+    return len(investigations)
+
+
 def warning_key(state: SlaState) -> str:
     """The running clock whose warning is due first, as goal:cycle."""
     running = [c for c in state.clocks if c.running and c.warn_at]

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import Role, has_role, role_required
 from hokusai_portal.htmx import HtmxHttpRequest
-from notifications.models import Follow
+from notifications import services as follows
 
 from . import reports, selectors, services
 from .forms import CommentForm, FindingStatusForm, ImportForm, InvestigationForm, TransitionForm
@@ -182,8 +182,8 @@ def _detail_context(request, investigation) -> dict:
         else investigation.reports.filter(reporter=request.user).select_related("environment").first(),
         "affected_count": investigation.reports.count(),
         "sla_rows": selectors.sla_view(investigation) if staff else None,
-        "following": Follow.objects.filter(user=request.user, investigation=investigation).exists(),
-        "followers": Follow.objects.filter(investigation=investigation).count() if staff else None,
+        "following": follows.is_following(user=request.user, investigation_id=investigation.pk),
+        "followers": follows.followers_count(investigation.pk) if staff else None,
     }
 
 
