@@ -1,10 +1,10 @@
 from django.contrib import admin
 
-from .models import Component, Maintenance, ProbeResult, Rollup
+from .models import Maintenance, PlatformComponent, ProbeResult, Rollup
 
 
-@admin.register(Component)
-class ComponentAdmin(admin.ModelAdmin):
+@admin.register(PlatformComponent)
+class PlatformComponentAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "probe", "manual_state", "position"]
     list_editable = ["manual_state", "position"]
     prepopulated_fields = {"slug": ["name"]}

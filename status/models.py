@@ -16,7 +16,7 @@ class ComponentState(models.TextChoices):
     MAJOR_OUTAGE = "major_outage", "Major outage"
 
 
-class Component(models.Model):
+class PlatformComponent(models.Model):
     """A part of the platform a developer depends on, with the probe that watches it."""
 
     class Probe(models.TextChoices):
@@ -48,7 +48,7 @@ class Component(models.Model):
 
 
 class ProbeResult(models.Model):
-    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="results")
+    component = models.ForeignKey(PlatformComponent, on_delete=models.CASCADE, related_name="results")
     at = models.DateTimeField()
     ok = models.BooleanField()
     latency_ms = models.PositiveIntegerField(default=0)
@@ -70,7 +70,7 @@ class Rollup(models.Model):
         HOUR = "hour", "Hour"
         DAY = "day", "Day"
 
-    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="rollups")
+    component = models.ForeignKey(PlatformComponent, on_delete=models.CASCADE, related_name="rollups")
     kind = models.CharField(max_length=4, choices=Kind.choices)
     start = models.DateTimeField()
     total = models.PositiveIntegerField(default=0)
@@ -93,7 +93,7 @@ class Maintenance(models.Model):
     description = models.TextField(blank=True)
     starts_at = models.DateTimeField(db_index=True)
     ends_at = models.DateTimeField(db_index=True)
-    components = models.ManyToManyField(Component, related_name="maintenances")
+    components = models.ManyToManyField(PlatformComponent, related_name="maintenances")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,7 +5,6 @@ a probe every 60 s leaves nothing behind) with the operator's service key (STATU
 environment, never shown). Portal-side components reuse /healthz's probes (worker heartbeat, broker
 round trip). A result taken during maintenance of its component is saved as muted and not counted."""
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -17,12 +16,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hokusai_portal import health
-from onboarding import lifecycle
+from onboarding import health, lifecycle
 from onboarding.checks import ConnectivityCheck
 from onboarding.diagnosis import StepStatus
 
-from .models import Component, Maintenance, ProbeResult, Rollup
+from .models import Maintenance, PlatformComponent, ProbeResult, Rollup
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +44,14 @@ class StatusProbe(ConnectivityCheck):
 
 
 def service_key() -> str:
-    """STATUS_PROBE_API_KEY; in development (`make run`), the local devstack's reader key when it is unset."""
+    """STATUS_PROBE_API_KEY, or the first line of STATUS_PROBE_API_KEY_FILE (in development, `make run`'s
+    demo_setup writes the local registry's reader key there); empty when neither is there."""
     if settings.STATUS_PROBE_API_KEY:
         return settings.STATUS_PROBE_API_KEY
-    if settings.PORTAL_ENV == "development":
+    if settings.STATUS_PROBE_API_KEY_FILE:
         try:
-            state = json.loads((Path(settings.VAR_DIR) / "devstack" / "devstack.json").read_text())
-            return state.get("keys", {}).get("reader", "")
-        except (OSError, ValueError):
+            return Path(settings.STATUS_PROBE_API_KEY_FILE).read_text().strip().splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError):
             return ""
     return ""
 
@@ -103,18 +101,18 @@ def _artifacts_outcome(key: str) -> Outcome:
 
 
 def _portal_outcome(probe) -> Outcome:
-    result = health._timed(probe)
+    result = health.timed(probe)
     return Outcome(result["ok"], round(result["latency_ms"]), "OK" if result["ok"] else "PROBE_FAILED")
 
 
-def probe_outcomes(components: list[Component]) -> dict[int, Outcome]:
+def probe_outcomes(components: list[PlatformComponent]) -> dict[int, Outcome]:
     wanted = {component.probe for component in components}
     outcomes = _registry_outcomes(wanted & {"gateway", "registry", "artifacts"})
     if "workers" in wanted:
         alive = lifecycle.workers_alive() > 0
         outcomes["workers"] = Outcome(alive, 0, "OK" if alive else "NO_WORKER")
     if "broker" in wanted:
-        outcomes["broker"] = _portal_outcome(health._broker)
+        outcomes["broker"] = _portal_outcome(health.probe_broker)
     return {component.pk: outcomes[component.probe] for component in components if component.probe in outcomes}
 
 
@@ -122,26 +120,26 @@ def muted_component_ids(at: datetime) -> set[int]:
     return set(
         Maintenance.components.through.objects.filter(
             maintenance__starts_at__lte=at, maintenance__ends_at__gt=at
-        ).values_list("component_id", flat=True)
+        ).values_list("platformcomponent_id", flat=True)
     )
 
 
-def hour_start(at: datetime) -> datetime:
+def utc_hour_start(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def day_start(at: datetime) -> datetime:
-    return hour_start(at).replace(hour=0)
+def utc_day_start(at: datetime) -> datetime:
+    return utc_hour_start(at).replace(hour=0)
 
 
 @transaction.atomic
-def result_record(*, component: Component, at: datetime, outcome: Outcome, muted: bool = False) -> ProbeResult:
+def result_record(*, component: PlatformComponent, at: datetime, outcome: Outcome, muted: bool = False) -> ProbeResult:
     """Save one result and count it into its hour and its UTC day (unless muted)."""
     result = ProbeResult.objects.create(
         component=component, at=at, ok=outcome.ok, latency_ms=outcome.latency_ms, cause=outcome.cause, muted=muted
     )
     if not muted:
-        for kind, start in ((Rollup.Kind.HOUR, hour_start(at)), (Rollup.Kind.DAY, day_start(at))):
+        for kind, start in ((Rollup.Kind.HOUR, utc_hour_start(at)), (Rollup.Kind.DAY, utc_day_start(at))):
             Rollup.objects.get_or_create(component=component, kind=kind, start=start)
             Rollup.objects.filter(component=component, kind=kind, start=start).update(
                 total=F("total") + 1,
@@ -154,7 +152,7 @@ def result_record(*, component: Component, at: datetime, outcome: Outcome, muted
 def probes_run(now: datetime | None = None) -> list[ProbeResult]:
     """One round: every probed component's outcome, saved. Beat sends it every STATUS_PROBE_SECONDS."""
     now = now or timezone.now()
-    components = list(Component.objects.exclude(probe=""))
+    components = list(PlatformComponent.objects.exclude(probe=""))
     outcomes = probe_outcomes(components)
     muted = muted_component_ids(now)
     saved = []

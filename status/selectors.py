@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from triage.models import Investigation, Severity, TimelineEvent
 
-from .models import Component, ComponentState, Maintenance, ProbeResult, Rollup
-from .probes import day_start, service_key
+from .models import ComponentState, Maintenance, PlatformComponent, ProbeResult, Rollup
+from .probes import service_key, utc_day_start
 
 STATE_WINDOW = timedelta(minutes=15)
 SLOW_MS = 5000
@@ -49,7 +49,7 @@ PORTAL_PROBES = {"workers", "broker"}
 
 @dataclass
 class ComponentStatus:
-    component: Component
+    component: PlatformComponent
     state: str
     reason: str
     monitored: bool = True
@@ -96,7 +96,7 @@ def _bars(rollups: list[tuple], today: datetime) -> tuple[list[dict], float | No
 
 def component_statuses(now: datetime | None = None) -> list[ComponentStatus]:
     now = now or timezone.now()
-    components = list(Component.objects.all())
+    components = list(PlatformComponent.objects.all())
     recent: dict[int, list[ProbeResult]] = {c.pk: [] for c in components}
     for result in ProbeResult.objects.filter(at__gte=now - STATE_WINDOW, at__lte=now, muted=False).order_by(
         "-at", "-id"
@@ -106,9 +106,9 @@ def component_statuses(now: datetime | None = None) -> list[ComponentStatus]:
         component_id
         for component_id in Maintenance.components.through.objects.filter(
             maintenance__starts_at__lte=now, maintenance__ends_at__gt=now
-        ).values_list("component_id", flat=True)
+        ).values_list("platformcomponent_id", flat=True)
     }
-    today = day_start(now)
+    today = utc_day_start(now)
     rollups: dict[int, list[tuple]] = {c.pk: [] for c in components}
     for component_id, start, total, successes in Rollup.objects.filter(
         kind=Rollup.Kind.DAY, start__gt=today - timedelta(days=BAR_DAYS), start__lte=today

@@ -94,7 +94,7 @@ def summary_json(request: HttpRequest):
                 {
                     "id": event.pk,
                     "status": INCIDENT_STATUS.get(investigation.status, "investigating"),
-                    "body": event.body or f"{event.subject}: {event.old_value} → {event.new_value}",
+                    "body": event.body or f"{event.what}: {event.old_text} → {event.new_text}",
                     "created_at": _iso(event.created_at),
                     "display_at": _iso(event.created_at),
                 }

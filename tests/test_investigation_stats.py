@@ -215,12 +215,6 @@ def test_percentiles_from_the_histogram_are_within_five_percent(db):
     assert stats.percentile({}, 0.5) is None
 
 
-def test_the_index_conditions_name_the_open_statuses(db):
-    from triage.models import OPEN
-
-    assert OPEN == [status.value for status in Investigation.OPEN_STATUSES]
-
-
 def test_the_dashboard_shows_a_change_as_soon_as_it_is_saved(client, bob, charlie):
     """No cache to wait out: a support engineer resolves an investigation, and the manager's next
     page load counts it."""

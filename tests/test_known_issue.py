@@ -22,7 +22,7 @@ def client_for(user) -> Client:
 def known(dave, bob):
     """Dave's failed check opened an investigation; support replied in public and wrote a workaround."""
     run_id = objects_owned_by(dave)["run_id"]
-    client_for(dave).post(f"/onboarding/checks/{run_id}/report/", {"note": "mine too"})
+    client_for(dave).post(f"/triage/reports/from-check/{run_id}/", {"note": "mine too"})
     investigation = Investigation.objects.get(reports__reporter=dave, fingerprint__startswith="connectivity:")
     services.investigation_update(
         investigation=investigation, actor=bob, mitigations="Use your hk_test_ key until Friday."
@@ -44,7 +44,7 @@ def test_the_check_page_names_the_known_issue_and_me_too_joins_it(alice, known):
     assert "Use your hk_test_ key until Friday." in card
     assert page.index('data-testid="known-issue"') < page.index('data-testid="run-state"')  # before anything else
     before = Investigation.objects.count()
-    answer = client.post(f"/onboarding/checks/{run_id}/report/", {})
+    answer = client.post(f"/triage/reports/from-check/{run_id}/", {})
     assert answer.status_code == 302 and Investigation.objects.count() == before  # joined, nothing new
     report = Report.objects.get(investigation=known, reporter=alice)
     assert report.joined is True
@@ -60,7 +60,7 @@ def test_a_resolved_investigation_is_no_known_issue(alice, bob, known):
 
 
 def test_the_dashboard_counts_joined_against_new_reports(alice, charlie, known):
-    client_for(alice).post(f"/onboarding/checks/{objects_owned_by(alice)['run_id']}/report/", {})
+    client_for(alice).post(f"/triage/reports/from-check/{objects_owned_by(alice)['run_id']}/", {})
     page = client_for(charlie).get("/dashboard/").content.decode()
     row = page.split('data-testid="deflection-week"')[-1].split("</tr>")[0]
     joined, new = Report.objects.filter(joined=True).count(), Report.objects.filter(joined=False).count()

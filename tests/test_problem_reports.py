@@ -33,7 +33,7 @@ def report(client, user, run, consent=False):
     data = {"note": "Blocked since this morning"}
     if consent:
         data["consent_rerun"] = "on"
-    return client.post(reverse("onboarding:report_problem", args=[run.pk]), data, follow=True)
+    return client.post(reverse("triage:report_problem", args=[run.pk]), data, follow=True)
 
 
 def test_two_failures_with_the_same_fingerprint_land_in_one_investigation(
@@ -80,7 +80,7 @@ def test_a_reporter_sees_their_report_and_nobody_elses(client, alice, bob, devst
         assert method(reverse(f"triage:{name}", args=[investigation.pk])).status_code == 403, name
     finding = investigation.findings.get()
     assert client.post(reverse("triage:finding_status", args=[finding.pk]), {"status": "resolved"}).status_code == 403
-    assert client.post(reverse("onboarding:report_problem", args=[run.pk])).status_code == 403  # not erin's run
+    assert client.post(reverse("triage:report_problem", args=[run.pk])).status_code == 403  # not erin's run
 
 
 def test_support_re_runs_the_check_for_a_reporter_who_agreed(
@@ -98,7 +98,7 @@ def test_support_re_runs_the_check_for_a_reporter_who_agreed(
     response = client.post(reverse("triage:rerun", args=[alice_report.pk]))
     new_run = wait_for_run(int(response["Location"].rstrip("/").rsplit("/", 1)[-1]))
     assert new_run.user == alice and new_run.status == CheckRun.Status.PASSED
-    assert investigation.timeline.filter(subject="re-run", new_value__contains=f"#{new_run.pk}").exists()
+    assert investigation.timeline.filter(kind="rerun", new=str(new_run.pk)).exists()
     response = client.post(reverse("triage:rerun", args=[dave_report.pk]), follow=True)
     assert "did not agree" in response.content.decode()
 
@@ -179,10 +179,10 @@ def test_a_second_reporter_sees_nothing_of_the_first_reporters_report(
     alice_run = failed_run(alice, devstack_keys["reader"], devstack, settings)
     dave_run = failed_run(dave, devstack_keys["reader"], devstack, settings)
     client.force_login(alice)
-    client.post(reverse("onboarding:report_problem", args=[alice_run.pk]), {"note": "alice's private words"})
+    client.post(reverse("triage:report_problem", args=[alice_run.pk]), {"note": "alice's private words"})
     client.force_login(dave)
     landed = client.post(
-        reverse("onboarding:report_problem", args=[dave_run.pk]), {"note": "dave's own words"}, follow=True
+        reverse("triage:report_problem", args=[dave_run.pk]), {"note": "dave's own words"}, follow=True
     )
     page = html.unescape(landed.content.decode())
     assert landed.request["PATH_INFO"] == reverse("triage:detail", args=[Investigation.objects.get().pk])

@@ -10,11 +10,12 @@ from django.test import Client
 from django.utils import timezone
 
 from notifications.models import OutboxEmail
-from triage import services, sla
+from triage import clocks as pure
+from triage import services
 from triage.models import Investigation, SlaCycle, SlaPolicy, TimelineEvent, WorkingCalendar
 
 BERLIN = ZoneInfo("Europe/Berlin")
-OFFICE = sla.Calendar(time_zone="Europe/Berlin", start=time(9), end=time(17), holiday_country="DE")
+OFFICE = pure.Calendar(time_zone="Europe/Berlin", start=time(9), end=time(17), holiday_country="DE")
 
 
 def berlin(*args) -> datetime:
@@ -26,7 +27,7 @@ def utc(*args) -> datetime:
 
 
 def clocks(created, events=(), *, response=None, resolution=None, calendar=OFFICE, now):
-    return sla.compute(
+    return pure.compute(
         created_at=created,
         events=list(events),
         response_minutes=response,
@@ -48,7 +49,7 @@ def test_working_time_across_the_spring_daylight_saving_change():
 
 def test_working_time_across_the_autumn_change_in_a_calendar_without_hours():
     """Around the clock, 25 October 2026 has 25 hours in Berlin: a 24 h goal from midnight ends at 23:00."""
-    state = clocks(berlin(2026, 10, 25, 0), resolution=24 * 60, calendar=sla.ALWAYS, now=berlin(2026, 10, 25, 0))
+    state = clocks(berlin(2026, 10, 25, 0), resolution=24 * 60, calendar=pure.ALWAYS, now=berlin(2026, 10, 25, 0))
     assert state.current("resolution").due_at == berlin(2026, 10, 25, 23)
 
 
@@ -59,7 +60,7 @@ def test_holidays_do_not_count():
 
 
 def test_extra_days_off_do_not_count():
-    calendar = sla.Calendar(time_zone="UTC", extra_holidays=frozenset({datetime(2026, 12, 24).date()}))
+    calendar = pure.Calendar(time_zone="UTC", extra_holidays=frozenset({datetime(2026, 12, 24).date()}))
     state = clocks(utc(2026, 12, 23, 16), resolution=120, calendar=calendar, now=utc(2026, 12, 23, 16))
     assert state.current("resolution").due_at == utc(2026, 12, 25, 10)  # the 24th off, the 25th a Friday
 
@@ -67,8 +68,8 @@ def test_extra_days_off_do_not_count():
 def test_waiting_on_the_reporter_pauses_both_clocks():
     created = berlin(2026, 6, 1, 9)  # a Monday
     events = [
-        sla.Event(berlin(2026, 6, 1, 10), "awaiting", awaiting=True),
-        sla.Event(berlin(2026, 6, 1, 14), "awaiting", awaiting=False),
+        pure.Event(berlin(2026, 6, 1, 10), "awaiting", awaiting=True),
+        pure.Event(berlin(2026, 6, 1, 14), "awaiting", awaiting=False),
     ]
     paused = clocks(created, events[:1], response=240, resolution=180, now=berlin(2026, 6, 1, 12))
     assert paused.paused and paused.due_at is None
@@ -82,9 +83,9 @@ def test_waiting_on_the_reporter_pauses_both_clocks():
 def test_a_reopen_starts_a_new_resolution_cycle_with_the_full_goal():
     created = berlin(2026, 6, 1, 9)
     events = [
-        sla.Event(berlin(2026, 6, 1, 10, 40), "reply"),
-        sla.Event(berlin(2026, 6, 1, 11, 40), "status", open=False),  # resolved after 160 minutes
-        sla.Event(berlin(2026, 6, 2, 15), "status", open=True),  # reopened
+        pure.Event(berlin(2026, 6, 1, 10, 40), "reply"),
+        pure.Event(berlin(2026, 6, 1, 11, 40), "status", open=False),  # resolved after 160 minutes
+        pure.Event(berlin(2026, 6, 2, 15), "status", open=True),  # reopened
     ]
     state = clocks(created, events, response=60, resolution=180, now=berlin(2026, 6, 3, 9, 30))
     first, second = [c for c in state.clocks if c.goal == "resolution"]
@@ -160,10 +161,10 @@ def test_the_75_percent_warning_reaches_the_owners_queue_once(office_policy, bob
         actor=bob, data={"title": "Registry slow", "severity": "high", "created_at": monday, "owner": bob}
     )
     services.comment_add(investigation=investigation, actor=bob, body="On it.", internal=False)
-    assert sla.warnings_send(berlin(2026, 6, 1, 11)) == 0  # 120 of 180: under 75 %
-    assert sla.warnings_send(berlin(2026, 6, 1, 11, 16)) == 1  # 136 of 180
-    assert sla.warnings_send(berlin(2026, 6, 1, 11, 30)) == 0  # once per clock
-    warning = TimelineEvent.objects.get(investigation=investigation, subject="SLA warning")
+    assert services.sla_warnings_send(berlin(2026, 6, 1, 11)) == 0  # 120 of 180: under 75 %
+    assert services.sla_warnings_send(berlin(2026, 6, 1, 11, 16)) == 1  # 136 of 180
+    assert services.sla_warnings_send(berlin(2026, 6, 1, 11, 30)) == 0  # once per clock
+    warning = TimelineEvent.objects.get(investigation=investigation, kind="sla_warning")
     assert warning.internal and "breaches at 2026-06-01 10:00 UTC" in warning.body
     (email,) = OutboxEmail.objects.filter(to=bob.email)  # through the notifications' outbox
     assert email.subject.startswith(f"[{investigation.number}] SLA: resolution 75 % used")

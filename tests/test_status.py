@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from devstack.server import free_port
 from status import probes, selectors
-from status.models import Component, ComponentState, Maintenance, ProbeResult, Rollup
+from status.models import ComponentState, Maintenance, PlatformComponent, ProbeResult, Rollup
 from triage import services as triage_services
 
 pytestmark = pytest.mark.django_db
@@ -29,8 +29,8 @@ def probing(settings, devstack, devstack_keys):
     return settings
 
 
-def component(slug: str) -> Component:
-    return Component.objects.get(slug=slug)
+def component(slug: str) -> PlatformComponent:
+    return PlatformComponent.objects.get(slug=slug)
 
 
 def states() -> dict[str, str]:
@@ -154,7 +154,7 @@ def test_retention_drops_old_results_and_rollups():
 
 
 def all_operational():
-    for each in Component.objects.all():
+    for each in PlatformComponent.objects.all():
         probes.result_record(component=each, at=timezone.now(), outcome=probes.Outcome(True, 20))
 
 
@@ -217,4 +217,4 @@ def test_the_check_page_names_a_degraded_component_and_its_incident(alice, bob):
 def test_the_status_page_needs_no_login_and_explains_itself():
     page = Client().get("/status/").content.decode()
     assert "Hokusai platform status" in page and "Probes call the platform every minute" in page
-    assert page.count('data-testid="component"') == Component.objects.count()
+    assert page.count('data-testid="component"') == PlatformComponent.objects.count()

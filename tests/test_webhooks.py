@@ -207,6 +207,7 @@ def test_registration_completed_and_opt_in_check_failed(receiver, bob, alice):
     (payload,) = [verified(secret, headers, body) for headers, body in receiver.requests]
     assert payload["type"] == "registration.completed"
     assert payload["data"]["model_name"] == f"Owned_By_{alice.pk}" and "key" not in json.dumps(payload).lower()
+    assert payload["data"]["organization"]["name"] == f"Owned org {alice.pk}"  # the customer, by name
 
 
 def test_support_manages_endpoints_and_redelivers_failures_in_a_range(receiver, endpoint, bob):

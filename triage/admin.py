@@ -4,7 +4,7 @@ verdicts) are read-only here: change them on the investigation's page, where tra
 
 from django.contrib import admin, messages
 
-from . import services
+from . import services, sla
 from .models import (
     ActionItem,
     Component,
@@ -42,6 +42,34 @@ class ActionItemInline(admin.TabularInline):
     model = ActionItem
     extra = 0
     fields = ["position", "phase", "priority", "title", "done", "timeframe", "due"]
+
+
+INLINE_WRITES = {
+    Finding: (
+        lambda actor, finding, changed: services.finding_save(finding=finding, actor=actor, changed=changed),
+        lambda actor, finding: services.finding_remove(finding=finding, actor=actor),
+    ),
+    ActionItem: (
+        lambda actor, item, changed: services.action_item_save(item=item, actor=actor, changed=changed),
+        lambda actor, item: services.action_item_remove(item=item, actor=actor),
+    ),
+}
+
+
+class ServiceWritesAdmin(admin.ModelAdmin):
+    """A finding or action item edited on its own admin page: saved and deleted through the services too."""
+
+    def save_model(self, request, obj, form, change):
+        redactions = INLINE_WRITES[self.model][0](request.user, obj, form.changed_data if change else [])
+        if redactions.count:
+            self.message_user(request, redactions.message, messages.WARNING)
+
+    def delete_model(self, request, obj):
+        INLINE_WRITES[self.model][1](request.user, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
 
 
 @admin.register(Investigation)
@@ -83,9 +111,24 @@ class InvestigationAdmin(admin.ModelAdmin):
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
+    def save_formset(self, request, form, formset, change):
+        """The inlines' findings and action items go through the services: redacted, each change on the
+        timeline (a plain formset.save() would store a pasted key and leave no trace)."""
+        save, remove = INLINE_WRITES[formset.model]
+        formset.save(commit=False)
+        for removed in formset.deleted_objects:
+            remove(request.user, removed)
+        redactions = services.Redactions()
+        for instance, changed in [*((new, []) for new in formset.new_objects), *formset.changed_objects]:
+            found = save(request.user, instance, changed)
+            redactions.count += found.count
+            redactions.fields += found.fields
+        if redactions.count:
+            self.message_user(request, redactions.message, messages.WARNING)
+
 
 @admin.register(Finding)
-class FindingAdmin(admin.ModelAdmin):
+class FindingAdmin(ServiceWritesAdmin):
     list_display = ["title", "investigation", "status"]
     list_filter = ["status"]
     search_fields = ["title"]
@@ -94,7 +137,7 @@ class FindingAdmin(admin.ModelAdmin):
 
 
 @admin.register(ActionItem)
-class ActionItemAdmin(admin.ModelAdmin):
+class ActionItemAdmin(ServiceWritesAdmin):
     list_display = ["title", "investigation", "phase", "priority", "done"]
     list_filter = ["done", "priority"]
     raw_id_fields = ["investigation", "assignee"]
@@ -104,7 +147,7 @@ class ActionItemAdmin(admin.ModelAdmin):
 class TimelineEventAdmin(admin.ModelAdmin):
     """Append-only: viewable, never edited or deleted here."""
 
-    list_display = ["investigation", "kind", "subject", "actor", "created_at"]
+    list_display = ["investigation", "kind", "field", "target", "old", "new", "actor", "action_id", "created_at"]
     list_filter = ["kind"]
     raw_id_fields = ["investigation", "actor"]
 
@@ -153,9 +196,7 @@ class SlaPolicyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        from .sla import refresh_open
-
-        refresh_open(severity=obj.severity)
+        sla.refresh_open(severity=obj.severity)
 
 
 @admin.register(SlaCycle)

@@ -8,7 +8,7 @@ class TriageConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from . import stats
+        from . import receivers, stats  # noqa: F401 (receivers connect on import)
 
         stats.connect()
         post_migrate.connect(stats.ensure_built, sender=self, dispatch_uid="stat_ensure_built")

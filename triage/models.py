@@ -1,9 +1,11 @@
+import uuid
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-# Investigation.OPEN_STATUSES, spelled out for index conditions (the class is not defined yet there)
-OPEN = ["new", "investigating", "root_cause_identified", "fixing", "monitoring"]
+from .clocks import calendar_of
 
 
 class Severity(models.TextChoices):
@@ -26,15 +28,28 @@ class Component(models.Model):
         return self.name
 
 
+class InvestigationStatus(models.TextChoices):
+    NEW = "new", "New"
+    INVESTIGATING = "investigating", "Investigating"
+    ROOT_CAUSE_IDENTIFIED = "root_cause_identified", "Root cause identified"
+    FIXING = "fixing", "Fixing"
+    MONITORING = "monitoring", "Monitoring"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+# The one set of open statuses (in the workflow's order): lists, clocks, the dashboard and the indexes use it.
+OPEN_STATUSES = (
+    InvestigationStatus.NEW,
+    InvestigationStatus.INVESTIGATING,
+    InvestigationStatus.ROOT_CAUSE_IDENTIFIED,
+    InvestigationStatus.FIXING,
+    InvestigationStatus.MONITORING,
+)
+
+
 class Investigation(models.Model):
-    class Status(models.TextChoices):
-        NEW = "new", "New"
-        INVESTIGATING = "investigating", "Investigating"
-        ROOT_CAUSE_IDENTIFIED = "root_cause_identified", "Root cause identified"
-        FIXING = "fixing", "Fixing"
-        MONITORING = "monitoring", "Monitoring"
-        RESOLVED = "resolved", "Resolved"
-        CLOSED = "closed", "Closed"
+    Status = InvestigationStatus
 
     class Resolution(models.TextChoices):
         NONE = "", "—"
@@ -44,7 +59,7 @@ class Investigation(models.Model):
         CANNOT_REPRODUCE = "cannot_reproduce", "Cannot reproduce"
         WONT_FIX = "wont_fix", "Won't fix"
 
-    OPEN_STATUSES = (Status.NEW, Status.INVESTIGATING, Status.ROOT_CAUSE_IDENTIFIED, Status.FIXING, Status.MONITORING)
+    OPEN_STATUSES = OPEN_STATUSES
 
     title = models.CharField(max_length=200)
     summary = models.TextField(blank=True)
@@ -77,7 +92,10 @@ class Investigation(models.Model):
         default=False, help_text="Shown on the public status page as an incident, with its public updates."
     )
     status_components = models.ManyToManyField(
-        "status.Component", blank=True, related_name="incidents", verbose_name="platform components (status page)"
+        "status.PlatformComponent",
+        blank=True,
+        related_name="incidents",
+        verbose_name="platform components (status page)",
     )
     impact_user = models.TextField(blank=True)
     impact_business = models.TextField(blank=True)
@@ -118,10 +136,14 @@ class Investigation(models.Model):
             # the list's default order: a deep page is an index-only walk over ids (see triage.views.index)
             models.Index(fields=["-created_at", "-id"], name="investigation_newest"),
             # the dashboard's live numbers, each an index-only scan of the open investigations
-            models.Index(fields=["created_at", "id"], condition=Q(status__in=OPEN), name="investigation_open_oldest"),
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(status__in=list(OPEN_STATUSES)),
+                name="investigation_open_oldest",
+            ),
             models.Index(
                 fields=["updated_at"],
-                condition=Q(status__in=OPEN, severity="critical"),
+                condition=Q(status__in=list(OPEN_STATUSES), severity="critical"),
                 name="investigation_open_critical",
             ),
         ]
@@ -187,27 +209,141 @@ class ActionItem(models.Model):
 
 
 class TimelineEvent(models.Model):
-    """Append-only: every change (field, old -> new) and every comment, who and when."""
+    """Append-only: what happened, in codes (`kind`, `field`, `old`, `new`), who and when. Readers (the SLA
+    clocks, webhooks, notifications, the dashboard) read the codes; the words a page shows are derived here,
+    at render time (`what`, `old_text`, `new_text`), so a renamed label changes nothing but the page.
+    `action_id` groups the steps of one user action (triage/timeline.py: `action()`)."""
 
     class Kind(models.TextChoices):
-        CHANGE = "change", "Change"
+        CREATED = "created", "Created"
+        IMPORTED = "imported", "Imported from a plan"
+        STATUS = "status", "Status"
+        RESOLUTION = "resolution", "Resolution"
+        SEVERITY = "severity", "Severity"
+        OWNER = "owner", "Owner"
+        FIELD = "field", "Field changed"
+        COMPONENTS = "components", "Components"
+        PLATFORM_COMPONENTS = "platform_components", "Platform components"
+        FINDING_ADDED = "finding_added", "Finding added"
+        FINDING_CHANGED = "finding_changed", "Finding changed"
+        FINDING_VERDICT = "finding_verdict", "Finding verdict"
+        FINDING_ROOT_CAUSE = "finding_root_cause", "Root cause"
+        FINDING_REMOVED = "finding_removed", "Finding removed"
+        ACTION_ITEM_ADDED = "action_item_added", "Action item added"
+        ACTION_ITEM_CHANGED = "action_item_changed", "Action item changed"
+        ACTION_ITEM_DONE = "action_item_done", "Action item done"
+        ACTION_ITEM_REOPENED = "action_item_reopened", "Action item reopened"
+        ACTION_ITEM_REMOVED = "action_item_removed", "Action item removed"
+        WAITING_ON_REPORTER = "waiting_on_reporter", "Waiting on the reporter"
+        SLA_WARNING = "sla_warning", "SLA warning"
         COMMENT = "comment", "Comment"
+        REPORT = "report", "Problem report"
+        RERUN = "rerun", "Check re-run"
+        OTHER = "other", "Other"  # a pre-codes row the migration could not read: `field` keeps its words
 
     investigation = models.ForeignKey(Investigation, on_delete=models.CASCADE, related_name="timeline")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    subject = models.CharField(max_length=200, blank=True, help_text="What changed: a field, or a finding/action item.")
-    old_value = models.TextField(blank=True)
-    new_value = models.TextField(blank=True)
+    kind = models.CharField(max_length=24, choices=Kind.choices, db_index=True)
+    field = models.CharField(
+        max_length=60, blank=True, help_text="The field changed (kind field), a finding's field, or an SLA goal."
+    )
+    target = models.CharField(
+        max_length=300, blank=True, help_text="The finding's or action item's title, or the reporter's username."
+    )
+    old = models.TextField(blank=True, help_text="The machine value before (a status code, not its label).")
+    new = models.TextField(blank=True, help_text="The machine value after.")
     body = models.TextField(blank=True)
     internal = models.BooleanField(default=True, help_text="Support only; false = visible to the reporter.")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action_id = models.UUIDField(default=uuid.uuid4, db_index=True, help_text="The user action this step is part of.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.subject}"
+        return f"{self.kind} {self.what}"
+
+    # --- display, derived from the codes -------------------------------------------------------------------
+
+    @property
+    def what(self) -> str:
+        """What changed, in words: "status", "finding “Token expiry”", ..."""
+        K = self.Kind
+        if self.kind == K.FIELD:
+            return _verbose_name(Investigation, self.field)
+        if self.kind == K.FINDING_VERDICT:
+            return f"finding “{self.target}”"
+        if self.kind in (K.FINDING_ADDED, K.FINDING_REMOVED):
+            return f"finding “{self.target}” {'added' if self.kind == K.FINDING_ADDED else 'removed'}"
+        if self.kind == K.FINDING_CHANGED:
+            return f"{_verbose_name(Finding, self.field)} of finding “{self.target}”"
+        if self.kind == K.FINDING_ROOT_CAUSE:
+            return f"root cause of “{self.target}”"
+        if self.kind in (K.ACTION_ITEM_DONE, K.ACTION_ITEM_REOPENED):
+            return f"action “{self.target}”"
+        if self.kind in (K.ACTION_ITEM_ADDED, K.ACTION_ITEM_REMOVED):
+            return f"action “{self.target}” {'added' if self.kind == K.ACTION_ITEM_ADDED else 'removed'}"
+        if self.kind == K.ACTION_ITEM_CHANGED:
+            return f"{_verbose_name(ActionItem, self.field)} of action “{self.target}”"
+        if self.kind == K.OTHER:
+            return self.field
+        return _WHAT.get(self.kind, self.get_kind_display().lower())
+
+    @property
+    def old_text(self) -> str:
+        return self._text(self.old)
+
+    @property
+    def new_text(self) -> str:
+        return self._text(self.new)
+
+    def _text(self, value: str) -> str:
+        K = self.kind
+        kinds = self.Kind
+        if K in (kinds.STATUS, kinds.CREATED):
+            return _label(Investigation.Status, value)
+        if K == kinds.RESOLUTION:
+            return _label(Investigation.Resolution, value) if value else ""
+        if K == kinds.SEVERITY or (K == kinds.FIELD and self.field == "severity"):
+            return _label(Severity, value)
+        if K == kinds.FINDING_VERDICT:
+            return _label(Finding.Status, value)
+        if K == kinds.WAITING_ON_REPORTER:
+            return {"true": "yes", "false": "no"}.get(value, value)
+        if K in (kinds.ACTION_ITEM_DONE, kinds.ACTION_ITEM_REOPENED):
+            return {"true": "done", "false": "open"}.get(value, value)
+        if K == kinds.SLA_WARNING and value:
+            return f"{self.field} {'breached' if value == 'breached' else '75 % used'}"
+        if K == kinds.REPORT and value:
+            return f"check #{value} by {self.target}"
+        if K == kinds.RERUN and value:
+            return f"check #{value} for {self.target}"
+        return value
+
+
+_WHAT = {
+    TimelineEvent.Kind.WAITING_ON_REPORTER: "awaiting reporter",
+    TimelineEvent.Kind.SLA_WARNING: "SLA warning",
+    TimelineEvent.Kind.PLATFORM_COMPONENTS: "platform components",
+    TimelineEvent.Kind.RERUN: "re-run",
+    TimelineEvent.Kind.REPORT: "report",
+    TimelineEvent.Kind.IMPORTED: "imported",
+}
+
+
+def _label(choices, value: str) -> str:
+    """A code's label; an unknown code (a choice since removed) shows as itself."""
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value
+
+
+def _verbose_name(model, name: str) -> str:
+    try:
+        return str(model._meta.get_field(name).verbose_name)
+    except Exception:  # noqa: BLE001 - a field since removed shows as its name
+        return name
 
 
 class Report(models.Model):
@@ -231,7 +367,7 @@ class Report(models.Model):
     evidence = models.TextField(
         blank=True, help_text="The reporter's check: number, masked key, each step's message (redacted)."
     )
-    environment = models.ForeignKey(
+    doctor_report = models.ForeignKey(
         "onboarding.EnvironmentReport",
         null=True,
         blank=True,
@@ -312,10 +448,6 @@ class WorkingCalendar(models.Model):
         return self.name
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
-        from .sla import calendar_of
-
         try:
             calendar_of(self)
         except (ValueError, KeyError, NotImplementedError) as error:

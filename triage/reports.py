@@ -18,8 +18,9 @@ from onboarding.diagnosis import CAUSES, StepStatus
 from onboarding.models import CheckRun, EnvironmentReport
 from onboarding.services import NoApiKey, connectivity_check_start
 
+from . import timeline
 from .models import Investigation, Report, TimelineEvent
-from .services import Redactions, _event, investigation_create
+from .services import Redactions, investigation_create
 
 CAUSE_COMPONENTS = {
     "AUTH_KEY_REJECTED": ["Auth service"],
@@ -80,7 +81,7 @@ def problem_report(
     reporter: AbstractBaseUser,
     consent_rerun: bool = False,
     note: str = "",
-    environment: EnvironmentReport | None = None,
+    doctor_report: EnvironmentReport | None = None,
 ) -> tuple[Investigation, bool]:
     """Attach a failed run to the open investigation with its fingerprint, or open one. Returns (investigation, created).
 
@@ -90,7 +91,7 @@ def problem_report(
         raise ReportError("You can only report your own checks.")
     if run.status not in CheckRun.UNSUCCESSFUL:
         raise ReportError("Only a failed check can be reported.")
-    if environment is not None and environment.user_id != reporter.pk:
+    if doctor_report is not None and doctor_report.user_id != reporter.pk:
         raise ReportError("You can only attach your own environment report.")
     prefetch_related_objects([run], "steps")  # one query for the steps every helper below reads
     fingerprint = run_fingerprint(run)
@@ -139,7 +140,7 @@ def problem_report(
         "consent_rerun": consent_rerun,
         "note": note,
         "evidence": evidence,
-        "environment": environment,
+        "doctor_report": doctor_report,
     }
     Report.objects.update_or_create(
         investigation=investigation,
@@ -147,16 +148,17 @@ def problem_report(
         defaults=values,
         create_defaults={**values, "joined": not created},  # a report that found its investigation open
     )
-    if environment is not None:
-        failing = [c.cause for c in environment.checks.all() if c.status == "fail"]
-        evidence += f"\n\nEnvironment report #{environment.pk} attached: " + (
+    if doctor_report is not None:
+        failing = [c.cause for c in doctor_report.checks.all() if c.status == "fail"]
+        evidence += f"\n\nEnvironment report #{doctor_report.pk} attached: " + (
             f"{len(failing)} failed ({', '.join(failing)})." if failing else "nothing failed."
         )
-    _event(  # internal: it names the reporter and their check
+    timeline.record(  # internal: it names the reporter and their check
         investigation,
-        reporter,
-        "report",
-        new=f"check #{run.pk} by {reporter.get_username()}",
+        TimelineEvent.Kind.REPORT,
+        actor=reporter,
+        target=reporter.get_username(),
+        new=run.pk,
         body=evidence + (f"\n\n{note}" if note else ""),
     )
     return investigation, created
@@ -186,7 +188,10 @@ def known_issue(*, run: CheckRun, user: AbstractBaseUser) -> KnownIssue | None:
         return None
     reporters = set(investigation.reports.values_list("reporter_id", flat=True))
     latest = (
-        investigation.timeline.filter(internal=False).exclude(subject="created").order_by("-created_at", "-id").first()
+        investigation.timeline.filter(internal=False)
+        .exclude(kind=TimelineEvent.Kind.CREATED)
+        .order_by("-created_at", "-id")
+        .first()
     )
     return KnownIssue(
         investigation=investigation,
@@ -210,11 +215,12 @@ def problem_report_rerun(*, report: Report, actor: AbstractBaseUser) -> CheckRun
         raise ReportError(
             f"{report.reporter.get_username()} has no saved key any more: ask them to run the check."
         ) from None
-    _event(
+    timeline.record(
         report.investigation,
-        actor,
-        "re-run",
-        new=f"check #{run.pk} for {report.reporter.get_username()}",
+        TimelineEvent.Kind.RERUN,
+        actor=actor,
+        target=report.reporter.get_username(),
+        new=run.pk,
         internal=False,
     )
     return run

@@ -9,8 +9,11 @@ from django.utils import timezone
 
 from accounts.roles import Role, has_role
 from hokusai_portal import query as query_values
+from organizations.models import Organization
+from organizations.selectors import organization_of
 
-from .models import Component, Finding, Investigation, Severity
+from . import sla
+from .models import Component, Finding, Investigation, Report, Severity
 
 SORTS = {
     "newest": ("-created_at", "-id"),
@@ -42,6 +45,7 @@ FILTER_READERS = {
     "severity": lambda value: query_values.choice(value, Severity.values),
     "owner": _either("me", lambda value: str(query_values.object_id(value) or "")),
     "component": lambda value: str(query_values.object_id(value) or ""),
+    "organization": lambda value: str(query_values.object_id(value) or ""),
     "finding_status": _either("open", lambda value: query_values.choice(value, Finding.Status.values)),
     "q": query_values.text,
     "sort": lambda value: query_values.choice(value, SORTS),
@@ -73,6 +77,8 @@ def investigation_list(*, filters: dict, user=None) -> QuerySet[Investigation]:
         queryset = queryset.filter(owner=user) if owner == "me" else queryset.filter(owner_id=owner)
     if component := filters.get("component"):
         queryset = queryset.filter(tagged_with(component))
+    if organization := filters.get("organization"):
+        queryset = queryset.filter(reported_from_organization(organization))
     queryset = _date_filters(queryset, filters)
     if sla_filter := filters.get("sla"):
         queryset = queryset.filter(sla_q(sla_filter))
@@ -124,16 +130,31 @@ def list_rows(ids: list[int]) -> list[dict]:
     return [rows[pk] for pk in ids if pk in rows]
 
 
+def reported_from_organization(organization) -> Exists:
+    """Investigations a member of the organization reported (from a check run in it): a semi-join."""
+    return Exists(Report.objects.filter(investigation=OuterRef("pk"), check_run__organization=organization))
+
+
 def tagged_with(component) -> Exists:
     """Investigations tagged with a component: a semi-join, so no row repeats and no DISTINCT."""
     return Exists(Investigation.components.through.objects.filter(investigation=OuterRef("pk"), component=component))
 
 
+def reported_in_reach_of(*, user) -> Q:
+    """The investigations a developer may read: those they reported or joined, and those a member of their
+    organization reported from a check run in it. The one place the organization widens triage's reads (a
+    report's note and evidence stay its reporter's: the pages show only the reader's own Report)."""
+    mine = Q(reporter=user) | Q(reports__reporter=user)
+    organization = organization_of(user=user)
+    return mine | Q(reports__check_run__organization=organization) if organization else mine
+
+
 def investigation_get_for(*, user, pk: int) -> Investigation:
-    """Support engineers see every investigation; a reporter only the ones they reported (404 otherwise)."""
+    """Support engineers see every investigation; a reporter only the ones they (or their organization)
+    reported (404 otherwise)."""
     queryset = Investigation.objects.select_related("owner", "reporter", "duplicate_of")
     if not has_role(user, Role.SUPPORT, Role.MANAGER):
-        queryset = queryset.filter(Q(reporter=user) | Q(reports__reporter=user)).distinct()
+        queryset = queryset.filter(pk__in=Investigation.objects.filter(reported_in_reach_of(user=user)).values("pk"))
     try:
         return queryset.get(pk=pk)
     except Investigation.DoesNotExist:
@@ -141,7 +162,9 @@ def investigation_get_for(*, user, pk: int) -> Investigation:
 
 
 def reports_of(*, user) -> QuerySet[Investigation]:
-    return Investigation.objects.filter(Q(reporter=user) | Q(reports__reporter=user)).distinct().order_by("-created_at")
+    return Investigation.objects.filter(
+        pk__in=Investigation.objects.filter(reported_in_reach_of(user=user)).values("pk")
+    ).order_by("-created_at")
 
 
 def filter_choices() -> dict:
@@ -151,6 +174,7 @@ def filter_choices() -> dict:
         "severities": Severity.choices,
         "owners": support,
         "components": Component.objects.all(),
+        "organizations": Organization.objects.all(),
         "sla_filters": list(SLA_FILTERS.items()),
         "sorts": [
             ("newest", "Newest"),
@@ -207,6 +231,7 @@ FILTER_LABELS = {
     "severity": "severity",
     "owner": "owner",
     "component": "component",
+    "organization": "organization",
     "finding_status": "finding verdict",
     "q": "search",
     "created_after": "created from",
@@ -237,6 +262,8 @@ def filters_described(filters: dict) -> list[str]:
             continue
         if name == "component":
             value = Component.objects.filter(pk=value).values_list("name", flat=True).first() or value
+        elif name == "organization":
+            value = Organization.objects.filter(pk=value).values_list("name", flat=True).first() or value
         elif name == "owner" and value != "me":
             value = get_user_model().objects.filter(pk=value).values_list("username", flat=True).first() or value
         described.append(f"{FILTER_LABELS[name]}: {choices.get(name, {}).get(value, value)}")
@@ -266,8 +293,6 @@ def sla_owner_warnings(*, user) -> QuerySet[Investigation]:
 
 def sla_view(investigation: Investigation) -> list[dict] | None:
     """What the detail page says of each goal: met, breached, paused, or time left (None: no policy)."""
-    from . import sla
-
     state = sla.state_of(investigation)
     if state is None:
         return None

@@ -2,6 +2,7 @@
 every change lands in the append-only timeline."""
 
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
@@ -10,10 +11,12 @@ from django.utils import timezone
 from hokusai_portal.query import local_midnight
 from hokusai_portal.redaction import redact_value
 
-from . import sla
+from . import sla, timeline
+from .clocks import warning_key
 from .markdown_io import Plan, PlanError, parse_plan
-from .models import ActionItem, Component, Finding, Investigation, TimelineEvent
-from .signals import timeline_event_added
+from .models import OPEN_STATUSES, ActionItem, Component, Finding, Investigation, TimelineEvent
+
+Kind = TimelineEvent.Kind
 
 S = Investigation.Status
 # Validated transitions: no skipping ahead; resolving from anywhere open needs a resolution.
@@ -69,37 +72,6 @@ class Redactions:
         )
 
 
-def _event(
-    investigation,
-    actor: AbstractBaseUser | None,
-    subject: str,
-    old="",
-    new="",
-    *,
-    kind=TimelineEvent.Kind.CHANGE,
-    body="",
-    internal=True,
-):
-    event = TimelineEvent.objects.create(
-        investigation=investigation,
-        actor=actor,
-        kind=kind,
-        subject=subject,
-        old_value=str(old or ""),
-        new_value=str(new or ""),
-        body=body,
-        internal=internal,
-    )
-    if subject in SLA_TRIGGERS or sla.is_clock_event(subject=subject, kind=kind, internal=internal):
-        sla.refresh(investigation)  # the clocks read the timeline just written
-    timeline_event_added.send(sender=TimelineEvent, event=event)  # notifications: followers hear of it
-    return event
-
-
-# Changes after which the SLA clocks are recomputed (besides the clocks' own events): a new policy applies.
-SLA_TRIGGERS = {"created", "imported", "severity"}
-
-
 @transaction.atomic
 def investigation_create(
     *,
@@ -128,7 +100,7 @@ def investigation_create(
             position=position,
             **{k: redactions.clean(f"action_item.{k}", v) for k, v in item.items()},
         )
-    _event(investigation, actor, "created", new=investigation.get_status_display())
+    timeline.record(investigation, Kind.CREATED, actor=actor, new=investigation.status)
     return investigation, redactions
 
 
@@ -142,10 +114,15 @@ def investigation_update(*, investigation: Investigation, actor: AbstractBaseUse
         old = getattr(investigation, name)
         if old != value:
             setattr(investigation, name, value)
-            changed.append(name)
-            _event(investigation, actor, name, old, value)
+            changed.append((name, old, value))
     if changed:
-        investigation.save(update_fields=[*changed, "updated_at"])
+        investigation.save(update_fields=[*(name for name, _, _ in changed), "updated_at"])
+    with timeline.action():  # recorded once saved: a step's receivers read the state it describes
+        for name, old, value in changed:
+            kind = {"severity": Kind.SEVERITY, "owner": Kind.OWNER}.get(name, Kind.FIELD)
+            timeline.record(
+                investigation, kind, actor=actor, field=name if kind == Kind.FIELD else "", old=old, new=value
+            )
     return redactions
 
 
@@ -155,7 +132,7 @@ def investigation_set_components(*, investigation: Investigation, actor: Abstrac
     new = sorted(c.name for c in components)
     if old != new:
         investigation.components.set(components)
-        _event(investigation, actor, "components", ", ".join(old), ", ".join(new))
+        timeline.record(investigation, Kind.COMPONENTS, actor=actor, old=", ".join(old), new=", ".join(new))
 
 
 @transaction.atomic
@@ -167,7 +144,7 @@ def investigation_set_status_components(
     new = sorted(c.name for c in components)
     if old != new:
         investigation.status_components.set(components)
-        _event(investigation, actor, "platform components", ", ".join(old), ", ".join(new))
+        timeline.record(investigation, Kind.PLATFORM_COMPONENTS, actor=actor, old=", ".join(old), new=", ".join(new))
 
 
 @transaction.atomic
@@ -180,8 +157,19 @@ def investigation_transition(
     duplicate_of: Investigation | None = None,
 ) -> Investigation:
     """Move to `status`. Resolving is one action: as fixed from New or Investigating it walks through
-    Root cause identified and Fixing when a finding records the root cause, each step in the timeline.
-    An investigation is never resolved without an owner: the one resolving it becomes its owner."""
+    Root cause identified and Fixing when a finding records the root cause, each step in the timeline
+    (one action id: followers get one email for it). An investigation is never resolved without an owner:
+    the one resolving it becomes its owner. Each step is saved before it is recorded, so what its receivers
+    read (a webhook's investigation) is the state the step reached."""
+    with timeline.action():
+        return _transition(
+            investigation=investigation, actor=actor, status=status, resolution=resolution, duplicate_of=duplicate_of
+        )
+
+
+def _transition(
+    *, investigation: Investigation, actor, status: str, resolution: str, duplicate_of: Investigation | None
+) -> Investigation:
     current = investigation.status
     if status == current:
         return investigation
@@ -211,11 +199,12 @@ def investigation_transition(
             if actor is None:
                 raise TransitionError("Give the investigation an owner before resolving it.")
             investigation_update(investigation=investigation, actor=actor, owner=actor)
-    for step in walk[:-1]:  # the path walked on the way, each step on the timeline
-        _event(investigation, actor, "status", S(investigation.status).label, S(step).label, internal=False)
-        investigation.status = step
+    for step in walk[:-1]:  # the path walked on the way, each step saved and on the timeline
+        previous, investigation.status = investigation.status, step
+        investigation.save(update_fields=["status", "updated_at"])
+        timeline.record(investigation, Kind.STATUS, actor=actor, old=previous, new=step, internal=False)
     current = investigation.status
-    old_resolution = investigation.get_resolution_display()
+    old_resolution = investigation.resolution
     investigation.status = status
     if status == S.RESOLVED:
         investigation.resolution = resolution
@@ -226,10 +215,15 @@ def investigation_transition(
         investigation.duplicate_of = None
         investigation.resolved_at = None
     investigation.save()
-    _event(investigation, actor, "status", S(current).label, S(status).label, internal=False)
-    if investigation.get_resolution_display() != old_resolution:
-        _event(
-            investigation, actor, "resolution", old_resolution, investigation.get_resolution_display(), internal=False
+    timeline.record(investigation, Kind.STATUS, actor=actor, old=current, new=status, internal=False)
+    if investigation.resolution != old_resolution:
+        timeline.record(
+            investigation,
+            Kind.RESOLUTION,
+            actor=actor,
+            old=old_resolution,
+            new=investigation.resolution,
+            internal=False,
         )
     return investigation
 
@@ -246,16 +240,31 @@ def finding_set_status(
     )
     if status in Finding.VERDICTS and not reason:
         raise TransitionError(f"A “{Finding.Status(status).label}” verdict needs its reason.")
-    old = finding.get_status_display()
+    old = finding.status
     finding.status, finding.verdict_reason = status, reason or finding.verdict_reason
     fields = ["status", "verdict_reason"]
     if root_cause is not None:
         finding.root_cause = redactions.clean("root_cause", root_cause.strip())
         fields.append("root_cause")
     finding.save(update_fields=fields)
-    _event(finding.investigation, actor, f"finding “{finding.title}”", old, finding.get_status_display(), body=reason)
-    if root_cause is not None and root_cause.strip():
-        _event(finding.investigation, actor, f"root cause of “{finding.title}”", "", finding.root_cause[:200])
+    with timeline.action():
+        timeline.record(
+            finding.investigation,
+            Kind.FINDING_VERDICT,
+            actor=actor,
+            target=finding.title,
+            old=old,
+            new=finding.status,
+            body=reason,
+        )
+        if root_cause is not None and root_cause.strip():
+            timeline.record(
+                finding.investigation,
+                Kind.FINDING_ROOT_CAUSE,
+                actor=actor,
+                target=finding.title,
+                new=finding.root_cause[:200],
+            )
     return finding
 
 
@@ -263,12 +272,13 @@ def finding_set_status(
 def action_item_toggle(*, item: ActionItem, actor: AbstractBaseUser | None) -> ActionItem:
     item.done = not item.done
     item.save(update_fields=["done"])
-    _event(
+    timeline.record(
         item.investigation,
-        actor,
-        f"action “{item.title}”",
-        "open" if item.done else "done",
-        "done" if item.done else "open",
+        Kind.ACTION_ITEM_DONE if item.done else Kind.ACTION_ITEM_REOPENED,
+        actor=actor,
+        target=item.title,
+        old=not item.done,
+        new=item.done,
     )
     return item
 
@@ -280,9 +290,7 @@ def comment_add(
     body = redactions.clean("comment", body.strip())
     if not body:
         raise ValueError("Write something to comment.")
-    return _event(
-        investigation, actor, "comment", kind=TimelineEvent.Kind.COMMENT, body=body, internal=internal
-    ), redactions
+    return timeline.record(investigation, Kind.COMMENT, actor=actor, body=body, internal=internal), redactions
 
 
 def _fit(model, values: dict, shortened: list[str], label: str = "") -> dict:
@@ -355,17 +363,18 @@ def investigation_import(
         )
         for n, i in enumerate(plan.action_items, start=1)
     ]
-    investigation, created_redactions = investigation_create(
-        actor=actor, data=data, findings=findings, action_items=items, component_names=plan.components
-    )
+    with timeline.action():
+        investigation, created_redactions = investigation_create(
+            actor=actor, data=data, findings=findings, action_items=items, component_names=plan.components
+        )
+        timeline.record(
+            investigation,
+            Kind.IMPORTED,
+            actor=actor,
+            new=f"{len(findings)} findings, {len(items)} action items, {len(plan.notes)} notes kept",
+        )
     redactions.count += created_redactions.count
     redactions.fields += created_redactions.fields
-    _event(
-        investigation,
-        actor,
-        "imported",
-        new=f"{len(findings)} findings, {len(items)} action items, {len(plan.notes)} notes kept",
-    )
     return investigation, redactions, plan
 
 
@@ -408,12 +417,112 @@ def investigation_set_awaiting(*, investigation: Investigation, actor: AbstractB
         raise TransitionError("A resolved investigation waits on no one.")
     Investigation.objects.filter(pk=investigation.pk).update(awaiting_reporter=awaiting)
     investigation.awaiting_reporter = awaiting
-    _event(
-        investigation,
-        actor,
-        "awaiting reporter",
-        "no" if awaiting else "yes",
-        "yes" if awaiting else "no",
-        internal=False,
+    timeline.record(
+        investigation, Kind.WAITING_ON_REPORTER, actor=actor, old=not awaiting, new=awaiting, internal=False
     )
     return True
+
+
+# --- findings and action items edited as records (the admin's inlines): redacted, each change on the timeline
+
+
+@transaction.atomic
+def finding_save(*, finding: Finding, actor: AbstractBaseUser | None, changed: list[str]) -> Redactions:
+    """Save a finding added or edited as a record (not its verdict: finding_set_status does that). Its text is
+    redacted; an addition is one event, an edit one event per changed field."""
+    redactions = Redactions()
+    for name in FINDING_TEXT_FIELDS:
+        setattr(finding, name, redactions.clean(f"finding.{name}", getattr(finding, name)))
+    adding = finding.pk is None
+    finding.save()
+    with timeline.action():
+        if adding:
+            timeline.record(finding.investigation, Kind.FINDING_ADDED, actor=actor, target=finding.title)
+        else:
+            for name in changed:
+                timeline.record(
+                    finding.investigation,
+                    Kind.FINDING_CHANGED,
+                    actor=actor,
+                    field=name,
+                    target=finding.title,
+                    new=str(getattr(finding, name))[:200],
+                )
+    return redactions
+
+
+@transaction.atomic
+def finding_remove(*, finding: Finding, actor: AbstractBaseUser | None) -> None:
+    timeline.record(finding.investigation, Kind.FINDING_REMOVED, actor=actor, target=finding.title, old=finding.status)
+    finding.delete()
+
+
+ACTION_ITEM_TEXT_FIELDS = ("phase", "title", "timeframe")
+
+
+@transaction.atomic
+def action_item_save(*, item: ActionItem, actor: AbstractBaseUser | None, changed: list[str]) -> Redactions:
+    """Save an action item added or edited as a record; redacted, each change on the timeline."""
+    redactions = Redactions()
+    for name in ACTION_ITEM_TEXT_FIELDS:
+        setattr(item, name, redactions.clean(f"action_item.{name}", getattr(item, name)))
+    adding = item.pk is None
+    item.save()
+    with timeline.action():
+        if adding:
+            timeline.record(item.investigation, Kind.ACTION_ITEM_ADDED, actor=actor, target=item.title)
+        for name in [] if adding else changed:
+            kind = Kind.ACTION_ITEM_CHANGED
+            if name == "done":
+                kind = Kind.ACTION_ITEM_DONE if item.done else Kind.ACTION_ITEM_REOPENED
+            timeline.record(
+                item.investigation,
+                kind,
+                actor=actor,
+                field=name if kind == Kind.ACTION_ITEM_CHANGED else "",
+                target=item.title,
+                old=(not item.done) if name == "done" else "",
+                new=item.done if name == "done" else str(getattr(item, name) or "")[:200],
+            )
+    return redactions
+
+
+@transaction.atomic
+def action_item_remove(*, item: ActionItem, actor: AbstractBaseUser | None) -> None:
+    timeline.record(item.investigation, Kind.ACTION_ITEM_REMOVED, actor=actor, target=item.title, old=item.done)
+    item.delete()
+
+
+# --- SLA warnings -------------------------------------------------------------------------------------------
+
+
+def sla_warnings_send(now=None) -> int:
+    """Investigations past 75 % of a goal get one internal timeline note for their owner (shown on the owner's
+    queue, emailed to them). Returns how many were warned. Beat sends it every minute."""
+    now = now or timezone.now()
+    warned = 0
+    due = Investigation.objects.filter(sla_warn_at__lte=now, status__in=OPEN_STATUSES)
+    for investigation in due.select_related("owner")[:500]:
+        state = sla.refresh(investigation, now)
+        key = warning_key(state) if state else ""
+        if not key or key == investigation.sla_warned_for:
+            continue
+        clock = next(c for c in state.clocks if f"{c.goal}:{c.cycle}" == key)
+        if clock.warn_at and clock.warn_at > now:
+            continue
+        owner = investigation.owner.get_username() if investigation.owner else "no owner"
+        with transaction.atomic():
+            Investigation.objects.filter(pk=investigation.pk).update(sla_warned_for=key)
+            timeline.record(
+                investigation,
+                Kind.SLA_WARNING,
+                field=clock.goal,
+                new="breached" if clock.breached_at else "warning",
+                body=(
+                    f"The {clock.goal.replace('response', 'first response')} goal ({clock.goal_minutes} min) is "
+                    f"{'breached' if clock.breached_at else 'at 75 %'}; it breaches at "
+                    f"{clock.due_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC. Owner: {owner}."
+                ),
+            )
+        warned += 1
+    return warned

@@ -19,4 +19,5 @@ urlpatterns = [
     path("findings/<int:pk>/status/", views.finding_status, name="finding_status"),
     path("actions/<int:pk>/toggle/", views.action_toggle, name="action_toggle"),
     path("reports/<int:pk>/rerun/", views.rerun, name="rerun"),
+    path("reports/from-check/<int:run_id>/", views.report_problem, name="report_problem"),
 ]

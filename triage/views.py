@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -9,7 +10,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import Role, has_role, role_required
 from hokusai_portal.htmx import HtmxHttpRequest
-from notifications import services as follows
+from onboarding import environment as environment_reports
+from onboarding import selectors as onboarding_selectors
+from onboarding.forms import ProblemEnvironmentForm
 
 from . import reports, selectors, services
 from .forms import CommentForm, FindingStatusForm, ImportForm, InvestigationForm, TransitionForm
@@ -172,18 +175,20 @@ def _detail_context(request, investigation) -> dict:
         "comment_form": CommentForm(),
         "finding_statuses": Finding.Status.choices,
         # Staff read every report; a developer reads only their own (their note, check and evidence).
-        "reports": investigation.reports.select_related("reporter", "check_run", "environment").prefetch_related(
-            "environment__checks"
-        )
+        "reports": investigation.reports.select_related(
+            "reporter", "check_run", "check_run__organization", "doctor_report"
+        ).prefetch_related("doctor_report__checks")
         if staff
         else [],
         "my_report": None
         if staff
-        else investigation.reports.filter(reporter=request.user).select_related("environment").first(),
+        else investigation.reports.filter(reporter=request.user).select_related("doctor_report").first(),
         "affected_count": investigation.reports.count(),
+        "affected_organizations": investigation.reports.filter(check_run__organization__isnull=False)
+        .values("check_run__organization")
+        .distinct()
+        .count(),
         "sla_rows": selectors.sla_view(investigation) if staff else None,
-        "following": follows.is_following(user=request.user, investigation_id=investigation.pk),
-        "followers": follows.followers_count(investigation.pk) if staff else None,
     }
 
 
@@ -376,3 +381,45 @@ def rerun(request: HttpRequest, pk: int):
         return redirect("triage:detail", pk=report.investigation_id)
     messages.success(request, f"Re-running the check for {report.reporter.get_username()}.")
     return redirect("onboarding:check_run", run_id=run.pk)
+
+
+@role_required(Role.DEVELOPER, Role.SUPPORT)
+@require_POST
+def report_problem(request: HttpRequest, run_id: int):
+    """'Tell Hokusai support' from a failed check's page (onboarding's template posts here: the report is triage's)."""
+    run = onboarding_selectors.check_run_owned_by(user=request.user, run_id=run_id)
+    form = ProblemEnvironmentForm(request.POST, request.FILES, user=request.user)
+    try:
+        with transaction.atomic():  # a refused environment report refuses the whole problem report
+            environment_report = _problem_environment(request, form)
+            investigation, created = reports.problem_report(
+                run=run,
+                reporter=request.user,
+                consent_rerun=request.POST.get("consent_rerun") == "on",
+                note=request.POST.get("note", "")[:5000],
+                doctor_report=environment_report,
+            )
+    except (reports.ReportError, environment_reports.ReportInvalid) as error:
+        messages.error(request, f"Nothing was sent: {error}")
+        return redirect("onboarding:check_run", run_id=run_id)
+    if created:
+        messages.success(
+            request, f"Reported as {investigation.number}. Support will look at it; follow it under My reports."
+        )
+    else:
+        messages.success(request, f"Others hit this too: your report was added to {investigation.number}.")
+    return redirect("triage:detail", pk=investigation.pk)
+
+
+def _problem_environment(request: HttpRequest, form: ProblemEnvironmentForm):
+    """The environment report to attach to a problem report: a pasted or uploaded one (saved now), or one
+    of the reporter's own saved reports, or none. Raises ReportInvalid."""
+    if not form.is_valid():
+        raise environment_reports.ReportInvalid(
+            " ".join(message for errors in form.errors.values() for message in errors)
+        )
+    data = form.cleaned_data
+    if (data["environment_text"] or "").strip() or data["environment_file"] is not None:
+        text = environment_reports.report_text_from(pasted=data["environment_text"], upload=data["environment_file"])
+        return environment_reports.environment_report_save(user=request.user, text=text)
+    return data["attach_environment"]

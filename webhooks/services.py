@@ -32,7 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from hokusai_portal import crypto
+from hokusai_portal import crypto, metrics
 
 from .models import Attempt, Delivery, Endpoint, EventType, Message
 
@@ -104,12 +104,12 @@ def secret_rotate(*, endpoint: Endpoint, now: datetime | None = None) -> str:
     """A new secret signs from now on; the old one signs too for ROTATION_OVERLAP, so receivers can switch."""
     now = now or timezone.now()
     secret = secret_new()
-    Endpoint.objects.filter(pk=endpoint.pk).update(
-        previous_secret_ciphertext=endpoint.secret_ciphertext,
-        previous_secret_expires_at=now + ROTATION_OVERLAP,
-        secret_ciphertext=crypto.encrypt(secret),
-    )
     endpoint.refresh_from_db()
+    endpoint.previous_secret_ciphertext = endpoint.secret_ciphertext
+    endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
+    endpoint.secret_ciphertext = crypto.encrypt(secret)
+    # A save, not a queryset update: the audit trail (operations/audit.py) hears of the new secret.
+    endpoint.save(update_fields=["previous_secret_ciphertext", "previous_secret_expires_at", "secret_ciphertext"])
     return secret
 
 
@@ -228,6 +228,7 @@ def attempt(delivery: Delivery, now: datetime | None = None) -> Attempt:
     )
     delivery.attempts += 1
     delivery.last_status_code = code
+    metrics.webhook_deliveries_total.labels(result="succeeded" if succeeded else "failed").inc()
     if succeeded:
         delivery.status, delivery.finished_at, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, now, None
         Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
