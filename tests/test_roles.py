@@ -47,7 +47,7 @@ def test_navigation_shows_only_what_the_role_can_open(client, charlie):
 
 
 def test_sign_in_and_sign_out(client, alice):
-    response = client.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD}, follow=True)
+    response = client.post(reverse("accounts:login"), {"login": "alice", "password": PASSWORD}, follow=True)
     assert response.redirect_chain[-1][0] == reverse("onboarding:key")
     response = client.post(reverse("accounts:logout"), follow=True)
     assert response.redirect_chain[-1][0] == reverse("accounts:login")
@@ -55,6 +55,6 @@ def test_sign_in_and_sign_out(client, alice):
 
 
 def test_wrong_password_gets_a_clear_message(client, alice):
-    response = client.post(reverse("accounts:login"), {"username": "alice", "password": "nope"})
+    response = client.post(reverse("accounts:login"), {"login": "alice", "password": "nope"})
     assert response.status_code == 200
-    assert "Please enter a correct username and password" in response.content.decode()
+    assert "The username and/or password you specified are not correct." in response.content.decode()
