@@ -6,21 +6,53 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, FloatField, Q, QuerySet, Sum
+from django.db.models import (
+    Aggregate,
+    BooleanField,
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    IntegerField,
+    Min,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from hokusai_portal import query as query_values
 from hokusai_portal.query import local_midnight
 from onboarding.diagnosis import PORTAL_CAUSES
 from onboarding.models import CheckRun, DeveloperProgress, EnvironmentCheck
+from organizations.models import Membership, Organization
 from triage import stats
-from triage.models import Investigation, InvestigationStat, Report, Severity, SlaCycle
+from triage.models import OPEN_STATUSES, Investigation, InvestigationStat, Report, Severity, SlaCycle
 from triage.selectors import tagged_with
 
-OPEN = Investigation.OPEN_STATUSES
 WEEKS = 12
+# The onboarding milestones in order, as DeveloperProgress records them (`<key>_at`): the funnel's steps and
+# the stages an organization reaches.
+ONBOARDING_STEPS = (
+    ("signed_up", "Signed up"),
+    ("email_verified", "Email verified"),
+    ("key_saved", "Key saved"),
+    ("connectivity_passed", "Connectivity passed"),
+    ("registered", "Model registered"),
+)
+STUCK_DAYS = 7  # an organization that has not reached a further stage for longer than this is stuck
+ORGANIZATIONS_PER_PAGE = 25
+MEMBERS_SHOWN = 5
 
 
 @dataclass
@@ -138,6 +170,7 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
         median = {"median_seconds": Median(to_first, filter=registered)}
     counts = progress.aggregate(
         signed_up=Count("*"),
+        email_verified=Count("id", filter=Q(email_verified_at__isnull=False)),
         key_saved=Count("id", filter=Q(key_saved_at__isnull=False)),
         connectivity_passed=Count("id", filter=Q(connectivity_passed_at__isnull=False)),
         registered=Count("id", filter=registered),
@@ -150,12 +183,7 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
         ]
         counts["median_seconds"] = statistics.median(durations) if durations else None
     steps, previous = [], None
-    for key, label in (
-        ("signed_up", "Signed up"),
-        ("key_saved", "Key saved"),
-        ("connectivity_passed", "Connectivity passed"),
-        ("registered", "Model registered"),
-    ):
+    for key, label in ONBOARDING_STEPS:
         value = counts[key]
         conversion = None if previous in (None, 0) else round(100 * value / previous)
         steps.append({"key": key, "label": label, "count": value, "conversion": conversion})
@@ -182,9 +210,26 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
         [{**row, "source": "check"} for row in top_causes] + [{**row, "source": "doctor"} for row in doctor_causes],
         key=lambda row: (-row["users"], -row["runs"], row["source"], row["cause"]),
     )[:10]
+    # The same failures counted by customer: how many organizations (the one a run was made in) each cause hit.
+    organization_causes = list(
+        CheckRun.objects.filter(
+            created_at__gte=local_midnight(causes_since),
+            status__in=CheckRun.UNSUCCESSFUL,
+            organization__isnull=False,
+        )
+        .exclude(cause__in=PORTAL_CAUSES)
+        .values("cause")
+        .annotate(
+            organizations=Count("organization", distinct=True),
+            users=Count("user", distinct=True),
+            runs=Count("*"),
+        )
+        .order_by("-organizations", "-users", "-runs", "cause")[:8]
+    )
     return {
         "steps": steps,
         "top_causes": top_causes,
+        "organization_causes": organization_causes,
         "causes_since": causes_since,
         "median_hours_to_first_registration": (
             None if counts["median_seconds"] is None else round(counts["median_seconds"] / 3600, 1)
@@ -192,7 +237,115 @@ def onboarding_funnel(filters: DashboardFilters, now: datetime) -> dict:
     }
 
 
-def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) -> dict:
+class _Counted(Paginator):
+    """A paginator told its count (read with the stuck count in one query) instead of asking for it."""
+
+    def __init__(self, object_list, per_page: int, count: int):
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._known_count
+
+
+def _totals(organizations: QuerySet[Organization]) -> dict:
+    """How many organizations, how many stuck: one query over the grouped one. (QuerySet.aggregate() over these
+    annotations leaves `stuck` out of its subquery, and SQLite then reads "stuck" as a string: always 0.)"""
+    sql, params = organizations.order_by().values("id", "stuck").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*), COALESCE(SUM(stuck), 0) FROM ({sql}) AS grouped", params)
+        total, stuck = cursor.fetchone()
+    return {"total": total, "stuck": int(stuck)}
+
+
+def _stage_of(progress: DeveloperProgress | None) -> int:
+    """The index in ONBOARDING_STEPS of the furthest milestone one developer reached (0: signed up)."""
+    if progress is None:
+        return 0
+    return max(i for i, (key, _) in enumerate(ONBOARDING_STEPS) if i == 0 or getattr(progress, f"{key}_at"))
+
+
+def organizations_onboarding(filters: DashboardFilters, now: datetime, page_number=None) -> dict:
+    """Onboarding per organization: its members, the furthest stage any member reached (the funnel's stages),
+    days since its first sign-up (or its creation), and stuck (no further stage for longer than STUCK_DAYS
+    days, short of a registered model); stuck ones first, the longest stuck first. Three queries whatever
+    the number of organizations: the totals, one page, that page's members. The date range selects
+    organizations by their first sign-up, as the funnel selects developers by theirs."""
+    progress = "memberships__user__onboarding_progress__"
+    last = len(ONBOARDING_STEPS) - 1
+    firsts = {f"first_{key}": Min(f"{progress}{key}_at") for key, _ in ONBOARDING_STEPS}
+    organizations = Organization.objects.annotate(members=Count("memberships"), **firsts).annotate(
+        started=Least(Coalesce("first_signed_up", "created_at"), "created_at"),
+        stage=Case(
+            *[
+                When(**{f"first_{key}__isnull": False}, then=Value(i))
+                for i, (key, _) in reversed(list(enumerate(ONBOARDING_STEPS)))
+                if i
+            ],
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+    )
+    reached = Case(
+        *[When(stage=i, then=F(f"first_{key}")) for i, (key, _) in enumerate(ONBOARDING_STEPS) if i],
+        default=F("started"),
+    )
+    organizations = organizations.annotate(reached=reached).annotate(
+        done=Case(When(stage=last, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        stuck=Case(  # 1 or 0: summed for the totals
+            When(stage__lt=last, reached__lt=now - timedelta(days=STUCK_DAYS), then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+    )
+    if filters.start:
+        organizations = organizations.filter(started__gte=local_midnight(filters.start))
+    if filters.end:
+        organizations = organizations.filter(started__lt=local_midnight(filters.end + timedelta(days=1)))
+    totals = _totals(organizations)
+    members = Membership.objects.select_related("user__onboarding_progress").order_by("-role", "joined_at", "id")
+    ordered = organizations.order_by("-stuck", "done", "reached", "name", "id").prefetch_related(
+        Prefetch("memberships", queryset=members[: MEMBERS_SHOWN + 1], to_attr="shown_members")
+    )
+    page: Page = _Counted(ordered, ORGANIZATIONS_PER_PAGE, totals["total"]).get_page(page_number)
+    rows = []
+    for organization in page:
+        shown = organization.shown_members[:MEMBERS_SHOWN]
+        rows.append(
+            {
+                "id": organization.pk,
+                "name": organization.name,
+                "members": organization.members,
+                "shown_members": [
+                    {
+                        "username": m.user.get_username(),
+                        "owner": m.is_owner,
+                        "stage": ONBOARDING_STEPS[_stage_of(getattr(m.user, "onboarding_progress", None))][1],
+                    }
+                    for m in shown
+                ],
+                "more_members": organization.members - len(shown),
+                "stage": ONBOARDING_STEPS[organization.stage][0],
+                "stage_label": ONBOARDING_STEPS[organization.stage][1],
+                "stage_number": organization.stage + 1,
+                "days_since_sign_up": (now - organization.started).days,
+                "days_at_stage": (now - organization.reached).days,
+                "stuck": bool(organization.stuck),
+                "done": organization.done,
+            }
+        )
+    return {
+        "total": totals["total"],
+        "stuck": totals["stuck"],
+        "stuck_days": STUCK_DAYS,
+        "stages": len(ONBOARDING_STEPS),
+        "page": page,
+        "rows": rows,
+    }
+
+
+def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None, organizations_page=None) -> dict:
     now = now or timezone.now()
     today = timezone.localdate(now)
     this_monday = today - timedelta(days=today.weekday())
@@ -226,7 +379,7 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
             overdue += n
     # ... and what depends on the last update is read live, from small indexed sets.
     investigations = investigations_for(filters)
-    open_investigations = investigations.filter(status__in=OPEN)
+    open_investigations = investigations.filter(status__in=OPEN_STATUSES)
     severities = severities_for(filters)
     stale_critical = open_investigations.filter(
         severity=Severity.CRITICAL, updated_at__lt=now - timedelta(hours=24)
@@ -237,19 +390,19 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
     totals = {
         "this_week": resolved_by_week.get(this_monday.isoformat(), 0),
         "last_week": resolved_by_week.get(last_monday.isoformat(), 0),
-        "open": sum(matrix[(severity, status)] for severity in Severity.values for status in OPEN),
+        "open": sum(matrix[(severity, status)] for severity in Severity.values for status in OPEN_STATUSES),
         "overdue": overdue,
         "stale_critical": stale_critical,
     }
     return {
         "now": now,
-        "open_statuses": [(s, Investigation.Status(s).label) for s in OPEN],
+        "open_statuses": [(s, Investigation.Status(s).label) for s in OPEN_STATUSES],
         "matrix": [
             (
                 value,
                 label,
-                [(status, matrix[(value, status)]) for status in OPEN],
-                sum(matrix[(value, s)] for s in OPEN),
+                [(status, matrix[(value, status)]) for status in OPEN_STATUSES],
+                sum(matrix[(value, s)] for s in OPEN_STATUSES),
             )
             for value, label in severities
         ],
@@ -268,10 +421,40 @@ def dashboard_numbers(filters: DashboardFilters, now: datetime | None = None) ->
         "oldest": [(inv, (now - inv.created_at).days) for inv in oldest],
         "trend": weekly_trend(created_by_week, resolved_by_week, today),
         "funnel": onboarding_funnel(filters, now),
+        "organizations": organizations_onboarding(filters, now, organizations_page),
     }
 
 
 SLA_WEEKS = 8
+
+
+def status_summary(filters: DashboardFilters, now: datetime | None = None) -> dict:
+    """The headline numbers other tools read: `/api/status` and the API's `GET /api/v1/dashboard` answer this."""
+    numbers = dashboard_numbers(filters, now)
+    return {
+        "generated_at": numbers["now"].isoformat(),
+        "open": numbers["totals"]["open"],
+        "open_by_severity": {value: total for value, _, _, total in numbers["matrix"]},
+        "resolved_this_week": numbers["totals"]["this_week"],
+        "resolved_last_week": numbers["totals"]["last_week"],
+        "overdue_reviews": numbers["totals"]["overdue"],
+        "critical_without_update_24h": numbers["totals"]["stale_critical"],
+        "time_to_resolution_days": numbers["ttr"]["overall"],
+        "findings": {key: count for key, _, count in numbers["findings"]},
+        "onboarding_funnel": {step["key"]: step["count"] for step in numbers["funnel"]["steps"]},
+        "top_failure_causes_7d": numbers["funnel"]["top_causes"],
+        "top_failure_causes_by_organizations_7d": numbers["funnel"]["organization_causes"],
+        "onboarding_by_organization": {
+            "organizations": numbers["organizations"]["total"],
+            "stuck": numbers["organizations"]["stuck"],
+            "stuck_after_days": STUCK_DAYS,
+            # the dashboard's first page: stuck ones first, the longest stuck first
+            "first_page": [
+                {key: row[key] for key in ("name", "members", "stage", "days_since_sign_up", "days_at_stage", "stuck")}
+                for row in numbers["organizations"]["rows"]
+            ],
+        },
+    }
 
 
 def _recent_weeks(now: datetime, weeks: int) -> list[date]:

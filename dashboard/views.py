@@ -4,6 +4,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db.models import Prefetch
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -11,11 +12,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.roles import Role, has_role, role_required
-from triage.models import Component, Severity
-from triage.selectors import investigation_list
+from triage.models import Component, Report, Severity
+from triage.selectors import investigation_filters, investigation_list
 
 from .charts import funnel_svg, weekly_bars_svg
-from .selectors import DashboardFilters, dashboard_numbers, deflection, sla_attainment
+from .selectors import DashboardFilters, dashboard_numbers, deflection, sla_attainment, status_summary
 
 dashboard_role = role_required(Role.MANAGER, Role.SUPPORT)
 
@@ -23,7 +24,7 @@ dashboard_role = role_required(Role.MANAGER, Role.SUPPORT)
 @dashboard_role
 def index(request: HttpRequest):
     filters = DashboardFilters.from_query(request.GET)
-    numbers = dashboard_numbers(filters)
+    numbers = dashboard_numbers(filters, organizations_page=request.GET.get("org_page"))
     base = filters.as_list_query()
     for week in numbers["trend"]:  # each bar's numbers link to the investigations they count
         last_day = week["week"] + timedelta(days=6)
@@ -47,6 +48,8 @@ def index(request: HttpRequest):
         "trend_svg": weekly_bars_svg(numbers["trend"]),
         "funnel_svg": funnel_svg(numbers["funnel"]["steps"]),
         "csv_query": request.GET.urlencode(),
+        # the organizations' pages keep the dashboard's filters
+        "org_query": urlencode([(k, v) for k, v in request.GET.items() if k != "org_page"]),
         "sla": sla_attainment(),
         "deflection": deflection(),
     }
@@ -64,7 +67,11 @@ def investigations_csv(request: HttpRequest):
     """The investigations the dashboard's filters select, streamed (no size limit in memory)."""
     filters = DashboardFilters.from_query(request.GET)
     rows = investigation_list(
-        filters={**filters.as_list_query(), **{k: v for k, v in request.GET.items() if k in ("status", "q")}}
+        filters={
+            **filters.as_list_query(),
+            **{k: v for k, v in request.GET.items() if k in ("status", "q")},
+            **{k: v for k, v in investigation_filters(request.GET).items() if k == "organization"},
+        }
     )
     writer = csv.writer(_Echo())
     header = [
@@ -77,11 +84,13 @@ def investigations_csv(request: HttpRequest):
         "created_at",
         "resolved_at",
         "next_review",
+        "organizations",  # the reporters' organizations (the customers affected), by name
     ]
+    reports = Prefetch("reports", queryset=Report.objects.select_related("check_run__organization"))
 
     def stream():
         yield writer.writerow(header)
-        for inv in rows.select_related("owner").iterator(chunk_size=2000):
+        for inv in rows.select_related("owner").prefetch_related(reports).iterator(chunk_size=2000):
             yield writer.writerow(
                 [
                     inv.number,
@@ -93,6 +102,15 @@ def investigations_csv(request: HttpRequest):
                     inv.created_at.isoformat(),
                     inv.resolved_at.isoformat() if inv.resolved_at else "",
                     inv.next_review.isoformat() if inv.next_review else "",
+                    "; ".join(
+                        sorted(
+                            {
+                                r.check_run.organization.name
+                                for r in inv.reports.all()
+                                if r.check_run and r.check_run.organization
+                            }
+                        )
+                    ),
                 ]
             )
 
@@ -122,19 +140,4 @@ def api_status(request: HttpRequest):
             )
         if not has_role(request.user, Role.MANAGER, Role.SUPPORT):
             return JsonResponse({"error": "managers and support engineers only"}, status=403)
-    numbers = dashboard_numbers(DashboardFilters.from_query(request.GET))
-    return JsonResponse(
-        {
-            "generated_at": numbers["now"].isoformat(),
-            "open": numbers["totals"]["open"],
-            "open_by_severity": {value: total for value, _, _, total in numbers["matrix"]},
-            "resolved_this_week": numbers["totals"]["this_week"],
-            "resolved_last_week": numbers["totals"]["last_week"],
-            "overdue_reviews": numbers["totals"]["overdue"],
-            "critical_without_update_24h": numbers["totals"]["stale_critical"],
-            "time_to_resolution_days": numbers["ttr"]["overall"],
-            "findings": {key: count for key, _, count in numbers["findings"]},
-            "onboarding_funnel": {step["key"]: step["count"] for step in numbers["funnel"]["steps"]},
-            "top_failure_causes_7d": numbers["funnel"]["top_causes"],
-        }
-    )
+    return JsonResponse(status_summary(DashboardFilters.from_query(request.GET)))

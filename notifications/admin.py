@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Follow, Notification, OutboxEmail, Preference
+from .models import Follow, Notification, OrganizationFollow, OrganizationFollowOptOut, OutboxEmail, Preference
 
 
 @admin.register(Follow)
@@ -8,6 +8,20 @@ class FollowAdmin(admin.ModelAdmin):
     list_display = ["user", "investigation", "reason", "created_at"]
     list_filter = ["reason"]
     raw_id_fields = ["user", "investigation"]
+
+
+@admin.register(OrganizationFollow)
+class OrganizationFollowAdmin(admin.ModelAdmin):
+    """ "Everyone in my organization" follows: the organization's one choice per investigation."""
+
+    list_display = ["organization", "investigation", "chosen_by", "created_at"]
+    raw_id_fields = ["organization", "investigation", "chosen_by"]
+
+
+@admin.register(OrganizationFollowOptOut)
+class OrganizationFollowOptOutAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization_follow", "created_at"]
+    raw_id_fields = ["user", "organization_follow"]
 
 
 @admin.register(Preference)

@@ -25,6 +25,48 @@ class Follow(models.Model):
         return f"{self.user} follows {self.investigation_id}"
 
 
+class OrganizationFollow(models.Model):
+    """ "Everyone in my organization" follows an investigation: one choice a member makes for the organization.
+    Who it reaches is read at each notification from the memberships of that moment, so a member who joins
+    later hears too and one who left no longer does. It reaches members only while the organization may read
+    the investigation (a member reported it from a check run in the organization)."""
+
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="investigation_follows"
+    )
+    investigation = models.ForeignKey(
+        "triage.Investigation", on_delete=models.CASCADE, related_name="organization_followers"
+    )
+    chosen_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "investigation"], name="one_follow_per_organization")
+        ]
+
+    def __str__(self) -> str:
+        return f"everyone in {self.organization} follows {self.investigation_id}"
+
+
+class OrganizationFollowOptOut(models.Model):
+    """A member who stopped following what their organization follows (the page's Unfollow, or an email's
+    link): they alone stop hearing of it. Goes with the organization's choice (a new choice reaches everyone)."""
+
+    organization_follow = models.ForeignKey(OrganizationFollow, on_delete=models.CASCADE, related_name="opt_outs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "organization follow opt-out"
+        constraints = [models.UniqueConstraint(fields=["organization_follow", "user"], name="one_opt_out_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.user} stopped: {self.organization_follow}"
+
+
 class Preference(models.Model):
     class Mode(models.TextChoices):
         IMMEDIATE = "immediate", "At once: an email per public change"

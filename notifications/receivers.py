@@ -3,8 +3,8 @@
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from triage.models import Report
-from triage.signals import timeline_event_added
+from triage.models import Report, TimelineEvent
+from triage.signals import timeline_action_recorded
 
 from . import services
 from .models import Follow
@@ -16,9 +16,10 @@ def reporter_follows(sender, instance: Report, created: bool, **kwargs) -> None:
         services.follow(user=instance.reporter, investigation=instance.investigation, reason=Follow.Reason.REPORTED)
 
 
-@receiver(timeline_event_added)
-def followers_hear(sender, event, **kwargs) -> None:
-    if event.subject == services.SLA_WARNING:
-        services.notify_owner_of_sla(event)  # the owner's, not the followers': it is internal
-        return
-    services.notify(event)
+@receiver(timeline_action_recorded)
+def followers_hear(sender, action_id, events, **kwargs) -> None:
+    """After an action's last step: one email per follower for the whole action."""
+    for event in events:
+        if event.kind == TimelineEvent.Kind.SLA_WARNING:
+            services.notify_owner_of_sla(event)  # the owner's, not the followers': it is internal
+    services.notify(events)

@@ -1,8 +1,10 @@
 """Following investigations and telling followers of public changes by email, through the outbox.
 
-Public changes are status changes and public replies (TimelineEvent.internal is False and the subject is
-one of NOTIFY_SUBJECTS or it is a comment). Internal notes, internal changes and the SLA's notes never
-notify. The one who made a change is not told of it."""
+Public changes are status changes and public replies (TimelineEvent.internal is False and its kind is one of
+NOTIFY_KINDS). Internal notes, internal changes and the SLA's notes never notify. The one who made a change
+is not told of it. One user action (triage.timeline.action: e.g. "resolve as fixed" walking four statuses)
+is one email per follower, listing its steps, written after its last step (the state the email names is
+the action's result) in the action's transaction, and sent once it commits."""
 
 import logging
 import smtplib
@@ -13,18 +15,24 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.selectors import user_email_verified
+from hokusai_portal import tracing
 from hokusai_portal.redaction import redact
-from triage.models import Investigation, TimelineEvent
+from organizations.models import Membership, Organization
+from organizations.selectors import organization_of
+from triage.models import Investigation, Report, TimelineEvent
 
-from .models import Follow, Notification, OutboxEmail, Preference
+from .models import Follow, Notification, OrganizationFollow, OrganizationFollowOptOut, OutboxEmail, Preference
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_SUBJECTS = {"status"}
+Kind = TimelineEvent.Kind
+NOTIFY_KINDS = {Kind.STATUS, Kind.COMMENT}
 UNSUBSCRIBE_SALT = "notifications.unsubscribe"
 BACKOFF_CAP = timedelta(hours=1)
 SEND_BATCH = 100
@@ -33,17 +41,133 @@ SEND_BATCH = 100
 def is_public_change(event: TimelineEvent) -> bool:
     if event.internal:
         return False
-    return event.kind == TimelineEvent.Kind.COMMENT or event.subject in NOTIFY_SUBJECTS
+    return event.kind in NOTIFY_KINDS
 
 
 def follow(*, user: AbstractBaseUser, investigation: Investigation, reason: str = Follow.Reason.FOLLOWED) -> Follow:
     found, _ = Follow.objects.get_or_create(user=user, investigation=investigation, defaults={"reason": reason})
+    # Following again undoes having stopped following what one's organization follows.
+    OrganizationFollowOptOut.objects.filter(user=user, organization_follow__investigation=investigation).delete()
     return found
 
 
 def unfollow(*, user: AbstractBaseUser, investigation_id: int) -> bool:
-    deleted, _ = Follow.objects.filter(user=user, investigation_id=investigation_id).delete()
-    return bool(deleted)
+    return _unfollow(user_id=user.pk, investigation_id=investigation_id)
+
+
+def _unfollow(*, user_id: int, investigation_id: int) -> bool:
+    """Stop this user's emails about the investigation: their own follow goes, and if their organization
+    follows it, they opt out of that (the rest of the organization keeps following)."""
+    deleted, _ = Follow.objects.filter(user_id=user_id, investigation_id=investigation_id).delete()
+    organization_follow = OrganizationFollow.objects.filter(
+        investigation_id=investigation_id, organization__memberships__user_id=user_id
+    ).first()
+    opted_out = False
+    if organization_follow is not None:
+        _, opted_out = OrganizationFollowOptOut.objects.get_or_create(
+            organization_follow=organization_follow, user_id=user_id
+        )
+    return bool(deleted) or opted_out
+
+
+# --- "everyone in my organization" ---------------------------------------------------------------------
+
+
+class OrganizationFollowRefused(Exception):
+    """Why the organization cannot follow this investigation; nothing was changed."""
+
+
+def _readable_by_organization(organization: Organization | None = None) -> Exists:
+    """An OrganizationFollow whose organization (its own, or the one given) may read its investigation: a member
+    reported it from a check run in the organization (triage's rule for what an organization's members read)."""
+    return Exists(
+        Report.objects.filter(
+            investigation=OuterRef("investigation"),
+            check_run__organization=organization if organization is not None else OuterRef("organization"),
+        )
+    )
+
+
+def organization_may_follow(*, organization: Organization | None, investigation: Investigation) -> bool:
+    return (
+        organization is not None
+        and Report.objects.filter(investigation=investigation, check_run__organization=organization).exists()
+    )
+
+
+def organization_follow_set(*, user: AbstractBaseUser, investigation: Investigation, on: bool) -> Organization:
+    """A member makes (on) or withdraws (off) the one choice "everyone in my organization follows it". Any
+    member may; withdrawing drops the members' opt-outs with it (a new choice reaches everyone)."""
+    organization = organization_of(user=user)
+    if organization is None:
+        raise OrganizationFollowRefused("You are not in an organization.")
+    if not on:
+        OrganizationFollow.objects.filter(organization=organization, investigation=investigation).delete()
+        return organization
+    if not organization_may_follow(organization=organization, investigation=investigation):
+        raise OrganizationFollowRefused(
+            f"{organization.name} cannot follow {investigation.number}: no member reported it from a check in the "
+            "organization, so the other members cannot read it."
+        )
+    chosen, _ = OrganizationFollow.objects.get_or_create(
+        organization=organization, investigation=investigation, defaults={"chosen_by": user}
+    )
+    chosen.opt_outs.filter(user=user).delete()  # the one who chose it follows it
+    return organization
+
+
+def recipients(investigation_id: int) -> list[tuple[AbstractBaseUser, str]]:
+    """Who hears of the investigation's public changes, each once, with why: those who follow it themselves,
+    then the current members of each organization that follows it (and may read it), less those who stopped.
+    Four queries whatever the numbers."""
+    found: dict[int, tuple[AbstractBaseUser, str]] = {}
+    for followed in Follow.objects.filter(investigation_id=investigation_id).select_related("user"):
+        found[followed.user_id] = (followed.user, followed.get_reason_display())
+    chosen = list(
+        OrganizationFollow.objects.filter(investigation_id=investigation_id)
+        .filter(_readable_by_organization())
+        .select_related("organization")
+    )
+    if chosen:
+        names = {c.organization_id: c.organization.name for c in chosen}
+        stopped = set(
+            OrganizationFollowOptOut.objects.filter(organization_follow__in=chosen).values_list("user_id", flat=True)
+        )
+        for membership in Membership.objects.filter(organization_id__in=names).select_related("user"):
+            if membership.user_id not in found and membership.user_id not in stopped:
+                found[membership.user_id] = (
+                    membership.user,
+                    f"Everyone in {names[membership.organization_id]} follows it",
+                )
+    return list(found.values())
+
+
+def follow_state(*, user: AbstractBaseUser, investigation: Investigation) -> dict:
+    """What the follow control shows this user: whether they hear of it, and their organization's choice."""
+    personal = Follow.objects.filter(user=user, investigation=investigation).exists()
+    organization = organization_of(user=user)
+    chosen = opted_out = None
+    if organization is not None:
+        chosen = (
+            OrganizationFollow.objects.filter(organization=organization, investigation=investigation)
+            .select_related("chosen_by")
+            .first()
+        )
+        opted_out = chosen is not None and chosen.opt_outs.filter(user=user).exists()
+    return {
+        "following": personal or (chosen is not None and not opted_out),
+        "personal": personal,
+        "organization": organization,
+        "organization_follows": chosen,
+        "opted_out": bool(opted_out),
+        "organization_may_follow": chosen is not None
+        or organization_may_follow(organization=organization, investigation=investigation),
+    }
+
+
+def mailable(user) -> bool:
+    """Mail goes only to a verified address (an unverified one may be anyone's: sign-up takes any)."""
+    return bool(user.email) and user_email_verified(user=user)
 
 
 def mode_of(user) -> str:
@@ -83,7 +207,7 @@ def unsubscribe_apply(token: str) -> str:
     if investigation_id is None:
         Preference.objects.update_or_create(user_id=user_id, defaults={"mode": Preference.Mode.OFF})
         return "You will get no more email from the Hokusai portal. Turn it back on in your notification settings."
-    Follow.objects.filter(user_id=user_id, investigation_id=investigation_id).delete()
+    _unfollow(user_id=user_id, investigation_id=investigation_id)
     return f"You no longer follow INV-{investigation_id}: its changes will not be emailed to you."
 
 
@@ -97,15 +221,25 @@ def _list_headers(token: str) -> dict:
 
 def _describe(event: TimelineEvent) -> tuple[str, str]:
     """(subject line part, body text) of a public change."""
-    if event.kind == TimelineEvent.Kind.COMMENT:
+    if event.kind == Kind.COMMENT:
         return "Reply from support", redact(event.body)[0]
     return (
-        f"Status: {event.old_value} → {event.new_value}",
-        f"The status changed from {event.old_value} to {event.new_value}.",
+        f"Status: {event.old_text} → {event.new_text}",
+        f"The status changed from {event.old_text} to {event.new_text}.",
     )
 
 
-SLA_WARNING = "SLA warning"
+def _describe_steps(events: list[TimelineEvent]) -> tuple[str, str]:
+    """(subject line part, body text) of one action's public steps: a walk of statuses is named by where it
+    started and where it ended, and each step is listed."""
+    if len(events) == 1:
+        return _describe(events[0])
+    statuses = [e for e in events if e.kind == Kind.STATUS]
+    if len(statuses) == len(events):
+        what = f"Status: {statuses[0].old_text} → {statuses[-1].new_text}"
+    else:
+        what = f"{len(events)} updates"
+    return what, "\n".join(f"- {_describe(e)[1]}" for e in events)
 
 
 def notify_owner_of_sla(event: TimelineEvent) -> bool:
@@ -113,11 +247,11 @@ def notify_owner_of_sla(event: TimelineEvent) -> bool:
     email is off. Returns whether one was queued."""
     investigation = event.investigation
     owner = investigation.owner
-    if owner is None or not owner.email or mode_of(owner) == Preference.Mode.OFF:
+    if owner is None or not mailable(owner) or mode_of(owner) == Preference.Mode.OFF:
         return False
     OutboxEmail.objects.create(
         to=owner.email,
-        subject=f"[{investigation.number}] SLA: {event.new_value}: {investigation.title}"[:250],
+        subject=f"[{investigation.number}] SLA: {event.new_text}: {investigation.title}"[:250],
         body=(
             f"Hello {owner.get_username()},\n\n{event.body}\n\n"
             f"{absolute(reverse('triage:detail', args=[investigation.pk]))}\n"
@@ -130,32 +264,35 @@ def notify_owner_of_sla(event: TimelineEvent) -> bool:
 
 
 @transaction.atomic
-def notify(event: TimelineEvent) -> int:
-    """Queue what each follower (but the one who made the change) should hear of; returns emails queued."""
-    if not is_public_change(event):
-        return 0
-    investigation = event.investigation
-    followers = (
-        Follow.objects.filter(investigation=investigation).exclude(user_id=event.actor_id).select_related("user")
-    )
+def notify(events: list[TimelineEvent]) -> int:
+    """Queue what each follower should hear of one action's steps (not the steps they made themselves): one
+    email per follower and investigation; returns emails queued."""
     queued = 0
-    for followed in followers:
-        user = followed.user
-        mode = mode_of(user)
-        if mode == Preference.Mode.OFF or not user.email:
-            continue
-        Notification.objects.get_or_create(user=user, event=event, defaults={"digest": mode == Preference.Mode.DAILY})
-        if mode == Preference.Mode.IMMEDIATE:
-            _queue_one(user, followed, event)
-            queued += 1
+    by_investigation: dict[int, list[TimelineEvent]] = {}
+    for event in events:
+        if is_public_change(event):
+            by_investigation.setdefault(event.investigation_id, []).append(event)
+    for investigation_id, public in by_investigation.items():
+        investigation = Investigation.objects.get(pk=investigation_id)  # as the action left it
+        for user, reason in recipients(investigation_id):  # each once, however many ways they follow it
+            theirs = [e for e in public if e.actor_id != user.pk]
+            mode = mode_of(user)
+            if not theirs or mode == Preference.Mode.OFF or not mailable(user):
+                continue
+            for event in theirs:
+                Notification.objects.get_or_create(
+                    user=user, event=event, defaults={"digest": mode == Preference.Mode.DAILY}
+                )
+            if mode == Preference.Mode.IMMEDIATE:
+                _queue_one(user, reason, investigation, theirs)
+                queued += 1
     if queued:
         transaction.on_commit(_kick)
     return queued
 
 
-def _queue_one(user, followed: Follow, event: TimelineEvent) -> OutboxEmail:
-    investigation = event.investigation
-    what, text = _describe(event)
+def _queue_one(user, reason: str, investigation: Investigation, events: list[TimelineEvent]) -> OutboxEmail:
+    what, text = _describe_steps(events)
     token = unsubscribe_token(user_id=user.pk, investigation_id=investigation.pk)
     body = render_to_string(
         "notifications/change.txt",
@@ -163,8 +300,7 @@ def _queue_one(user, followed: Follow, event: TimelineEvent) -> OutboxEmail:
             "user": user,
             "investigation": investigation,
             "text": text,
-            "event": event,
-            "reason": followed.get_reason_display(),
+            "reason": reason,
             "link": absolute(reverse("triage:detail", args=[investigation.pk])),
             "unfollow": absolute(reverse("notifications:unsubscribe", args=[token])),
             "settings_link": absolute(reverse("notifications:settings")),
@@ -203,7 +339,7 @@ def digests_send(now: datetime | None = None) -> int:
     queued = 0
     for items in by_user.values():
         user = items[0].user
-        if not user.email or mode_of(user) != Preference.Mode.DAILY:
+        if not mailable(user) or mode_of(user) != Preference.Mode.DAILY:
             Notification.objects.filter(pk__in=[n.pk for n in items]).update(digested_at=now)
             continue
         token = unsubscribe_token(user_id=user.pk, investigation_id=None)
@@ -260,14 +396,15 @@ def outbox_send(now: datetime | None = None) -> tuple[int, int]:
                     if connection is None:
                         connection = get_connection(fail_silently=False)
                         connection.open()
-                    EmailMessage(
-                        email.subject,
-                        email.body,
-                        settings.DEFAULT_FROM_EMAIL,
-                        [email.to],
-                        headers=email.headers,
-                        connection=connection,
-                    ).send()
+                    with tracing.span("email.send", **{"hokusai.outbox_id": email.pk}):
+                        EmailMessage(
+                            email.subject,
+                            email.body,
+                            settings.DEFAULT_FROM_EMAIL,
+                            [email.to],
+                            headers=email.headers,
+                            connection=connection,
+                        ).send()
                 except smtplib.SMTPRecipientsRefused as error:  # this address will not take it: do not retry
                     email.status, email.last_error = OutboxEmail.Status.FAILED, _error(error)
                     email.attempts += 1
@@ -314,9 +451,21 @@ def followed_by(user) -> list[Follow]:
     return list(Follow.objects.filter(user=user).select_related("investigation").order_by("-created_at"))
 
 
-def is_following(*, user, investigation_id: int) -> bool:
-    return Follow.objects.filter(user=user, investigation_id=investigation_id).exists()
+def followed_with_organization(user) -> list[OrganizationFollow]:
+    """What the user's organization follows (that it may read), less what they follow themselves or stopped."""
+    organization = organization_of(user=user)
+    if organization is None:
+        return []
+    return list(
+        OrganizationFollow.objects.filter(organization=organization)
+        .filter(_readable_by_organization(organization))
+        .exclude(investigation__followers__user=user)
+        .exclude(opt_outs__user=user)
+        .select_related("investigation", "organization")
+        .order_by("-created_at")
+    )
 
 
 def followers_count(investigation_id: int) -> int:
-    return Follow.objects.filter(investigation_id=investigation_id).count()
+    """How many hear of its changes (each once): staff see it on the investigation's page."""
+    return len(recipients(investigation_id))

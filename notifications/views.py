@@ -30,16 +30,37 @@ def settings_page(request: HttpRequest):
     return render(
         request,
         "notifications/settings.html",
-        {"mode": mode, "modes": Preference.Mode.choices, "follows": services.followed_by(request.user)},
+        {
+            "mode": mode,
+            "modes": Preference.Mode.choices,
+            "follows": services.followed_by(request.user),
+            "organization_follows": services.followed_with_organization(request.user),
+        },
     )
 
 
 @login_required
 @require_POST
 def follow(request: HttpRequest, pk: int):
-    """Follow (follow=1) or unfollow an investigation the user may read (others get a 404)."""
+    """Follow (follow=1) or unfollow an investigation the user may read (others get a 404); or, for a member of
+    an organization, make (everyone=1) or withdraw (everyone=0) the organization's choice to follow it."""
     investigation = triage_selectors.investigation_get_for(user=request.user, pk=pk)
-    if request.POST.get("follow") == "1":
+    if "everyone" in request.POST:
+        on = request.POST.get("everyone") == "1"
+        try:
+            organization = services.organization_follow_set(user=request.user, investigation=investigation, on=on)
+        except services.OrganizationFollowRefused as refused:
+            messages.error(request, str(refused))
+        else:
+            messages.success(
+                request,
+                f"Everyone in {organization.name} follows {investigation.number}: each member gets its public changes "
+                "by email, members who join later too."
+                if on
+                else f"{organization.name} no longer follows {investigation.number} as a whole (members who follow it "
+                "themselves still do).",
+            )
+    elif request.POST.get("follow") == "1":
         services.follow(user=request.user, investigation=investigation)
         messages.success(request, f"You follow {investigation.number}: its public changes will be emailed to you.")
     elif services.unfollow(user=request.user, investigation_id=investigation.pk):

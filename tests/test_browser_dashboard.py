@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.conftest import CHROMIUM, PASSWORD
+from tests.conftest import CHROMIUM, browser_sign_in
 from triage import services
 
 pytestmark = [
@@ -32,10 +32,9 @@ def test_a_manager_filters_the_dashboard_and_follows_a_number(browser_page, live
     requests_seen = []
     page.on("request", lambda request: requests_seen.append(request.url))
 
+    # allauth's sign-in page (with "Sign in with a passkey" beside it); staff then give their TOTP code.
+    browser_sign_in(page, live_server.url, "charlie")
     page.goto(f"{live_server.url}/")
-    page.get_by_label("Username or email").fill("charlie")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Resolution dashboard").wait_for()  # a manager lands here
     assert page.get_by_test_id("open").inner_text() == "3 open"
     assert page.locator("svg").count() >= 2  # the trend and the funnel, drawn by the server

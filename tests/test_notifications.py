@@ -16,12 +16,14 @@ from aiosmtpd.controller import Controller
 from django.test import Client
 from django.utils import timezone
 
+from accounts.roles import Role
 from devstack.server import free_port
 from notifications import services
-from notifications.models import Follow, OutboxEmail, Preference
-from tests.conftest import ROOT, objects_owned_by
+from notifications.models import Follow, OrganizationFollow, OutboxEmail, Preference
+from organizations.models import Membership, Organization
+from tests.conftest import ROOT, _make_user, objects_owned_by
 from triage import services as triage_services
-from triage.models import Investigation
+from triage.models import Investigation, Report
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +67,7 @@ def reported(alice):
     run_id = objects_owned_by(alice)["run_id"]
     client = Client()
     client.force_login(alice)
-    client.post(f"/onboarding/checks/{run_id}/report/", {"note": "stuck"})
+    client.post(f"/triage/reports/from-check/{run_id}/", {"note": "stuck"})
     investigation = Investigation.objects.get(reports__reporter=alice, fingerprint__startswith="connectivity:")
     assert Follow.objects.get(user=alice, investigation=investigation).reason == Follow.Reason.REPORTED
     return investigation
@@ -178,7 +180,7 @@ def test_support_follows_and_anyone_unfollows_from_the_page(reported, alice, bob
 
 def test_make_run_keeps_mail_on_this_machine(tmp_path):
     """The embedded defaults write each email to a file under the var folder; production sends by SMTP."""
-    code = "import django; django.setup(); from django.conf import settings as s; print(s.EMAIL_BACKEND, s.EMAIL_FILE_PATH)"
+    code = "from hokusai_portal import runtime; runtime.prepare(); import django; django.setup(); from django.conf import settings as s; print(s.EMAIL_BACKEND, s.EMAIL_FILE_PATH)"
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("EMAIL_") and k not in ("PORTAL_ENV", "DATABASE_URL")
     }
@@ -186,3 +188,96 @@ def test_make_run_keeps_mail_on_this_machine(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     backend, path = out.stdout.split()
     assert backend == "django.core.mail.backends.filebased.EmailBackend" and path == str(tmp_path / "mail")
+
+
+def test_an_unverified_address_gets_no_mail_until_it_is_verified(inbox, reported, alice, bob):
+    """Sign-up takes any address: the portal mails it only once its owner proved it is theirs (allauth)."""
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.filter(user=alice).update(verified=False)
+    triage_services.comment_add(investigation=reported, actor=bob, body="Any news?", internal=False)
+    services.outbox_send()
+    assert inbox.to(alice.email) == []
+    EmailAddress.objects.filter(user=alice).update(verified=True)
+    triage_services.comment_add(investigation=reported, actor=bob, body="Fixed now.", internal=False)
+    services.outbox_send()
+    assert len(inbox.to(alice.email)) == 1
+
+
+# --- "everyone in my organization" follows (issue 24) ------------------------------------------------------
+
+
+def test_everyone_in_the_organization_follows_with_one_choice(inbox, reported, alice, bob, dave):
+    """Alice (owner of the organization she reported from) chooses "everyone in my organization" on the page.
+    A public change then mails each member once: erin (who also follows herself), gina (who joined after the
+    choice); not hal (who left), not dave (no organization), and nothing for an internal note. A member who
+    unfollows stops only their own emails."""
+    organization = Membership.objects.get(user=alice).organization
+    erin, hal = _make_user("erin", Role.DEVELOPER), _make_user("hal", Role.DEVELOPER)
+    for member in (erin, hal):
+        Membership.objects.create(organization=organization, user=member)
+    page = Client()
+    page.force_login(alice)
+    detail = page.get(f"/triage/{reported.pk}/").content.decode()
+    assert f"Everyone in {organization.name} follows</button>" in detail
+    page.post(f"/notifications/follow/{reported.pk}/", {"everyone": "1"})
+    assert f"Stop everyone in {organization.name} following" in page.get(f"/triage/{reported.pk}/").content.decode()
+    services.follow(user=erin, investigation=reported)  # erin follows herself too: still one email
+    gina = _make_user("gina", Role.DEVELOPER)
+    Membership.objects.create(organization=organization, user=gina)  # joins after the choice
+    Membership.objects.filter(user=hal).delete()  # leaves
+
+    triage_services.comment_add(investigation=reported, actor=bob, body="Fixed on our side, try again.", internal=False)
+    triage_services.comment_add(investigation=reported, actor=bob, body="INTERNAL: plan limits", internal=True)
+    services.outbox_send()
+    teammate = organization.memberships.get(user__username__startswith="teammate-").user  # made with the org
+    assert sorted(m["To"] for m in inbox.messages) == sorted([alice.email, teammate.email, erin.email, gina.email])
+    assert inbox.to(hal.email) == [] and inbox.to(dave.email) == []
+    assert not any("INTERNAL" in m.get_payload(decode=True).decode() for m in inbox.messages)
+    (to_gina,) = inbox.to(gina.email)
+    body = to_gina.get_payload(decode=True).decode()
+    assert "Fixed on our side, try again." in body
+    assert f"Everyone in {organization.name} follows it. Stop following {reported.number}:" in body
+    assert "You follow it." in inbox.to(erin.email)[0].get_payload(decode=True).decode()  # her own follow's words
+
+    # Gina's one-click unsubscribe stops her emails only; the organization still follows.
+    path = urlparse(to_gina["List-Unsubscribe"].strip().strip("<>")).path
+    Client().post(path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+    inbox.messages.clear()
+    triage_services.investigation_transition(investigation=reported, actor=bob, status="investigating")
+    services.outbox_send()
+    assert sorted(m["To"] for m in inbox.messages) == sorted([alice.email, teammate.email, erin.email])
+    member = Client()
+    member.force_login(gina)
+    assert "you stopped" in member.get(f"/triage/{reported.pk}/").content.decode()
+
+    # Any member may withdraw the choice: then only those who follow themselves hear.
+    member.post(f"/notifications/follow/{reported.pk}/", {"everyone": "0"})
+    inbox.messages.clear()
+    triage_services.comment_add(investigation=reported, actor=bob, body="Any better?", internal=False)
+    services.outbox_send()
+    assert sorted(m["To"] for m in inbox.messages) == sorted([alice.email, erin.email])
+
+    # Dave joins the investigation ("this is me too", no check): in no organization, he is told why he cannot
+    # choose for one; in an organization that reported nothing of it, he is told its members could not read it.
+    Report.objects.create(investigation=reported, reporter=dave)
+    refused = Client()
+    refused.force_login(dave)
+    answer = refused.post(f"/notifications/follow/{reported.pk}/", {"everyone": "1"}, follow=True)
+    assert answer.status_code == 200 and "You are not in an organization." in answer.content.decode()
+    Membership.objects.create(organization=Organization.objects.create(name="Solo"), user=dave, role="owner")
+    assert "follow-organization-form" not in refused.get(f"/triage/{reported.pk}/").content.decode()
+    answer = refused.post(f"/notifications/follow/{reported.pk}/", {"everyone": "1"}, follow=True)
+    assert "Solo cannot follow" in answer.content.decode()
+    assert not OrganizationFollow.objects.filter(organization__name="Solo").exists()
+
+
+def test_support_sees_the_organizations_members_among_the_followers(reported, alice, bob):
+    organization = Membership.objects.get(user=alice).organization
+    services.organization_follow_set(user=alice, investigation=reported, on=True)
+    support = Client()
+    support.force_login(bob)
+    page = support.get(f"/triage/{reported.pk}/").content.decode()
+    members = organization.memberships.count()  # alice and her teammate; alice counted once
+    assert f"{members} followers." in page
+    assert "follow-organization-form" not in page  # staff have no organization to choose for

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from onboarding.models import CheckRun, CheckStep, DeveloperProgress
 from triage import stats
-from triage.models import ActionItem, Component, Finding, Investigation, TimelineEvent
+from triage.models import OPEN_STATUSES, ActionItem, Component, Finding, Investigation, TimelineEvent
 
 BATCH = 5000
 CAUSES = [
@@ -108,7 +108,7 @@ class Command(BaseCommand):
 
         components = list(Component.objects.all())
         severities = ["critical", "high", "medium", "low"]
-        open_statuses = ["new", "investigating", "root_cause_identified", "fixing", "monitoring"]
+        open_statuses = list(OPEN_STATUSES)
         for offset in range(0, investigations, BATCH):
             size = min(BATCH, investigations - offset)
             rows = []
@@ -165,10 +165,9 @@ class Command(BaseCommand):
                     [
                         TimelineEvent(
                             investigation=i,
-                            kind="change",
-                            subject="status",
-                            old_value="New",
-                            new_value=i.get_status_display(),
+                            kind=TimelineEvent.Kind.STATUS,
+                            old=Investigation.Status.NEW,
+                            new=i.status,
                         )
                         for i in created_rows
                         for _ in range(3)

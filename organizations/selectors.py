@@ -1,0 +1,53 @@
+"""Organization reads. The apps above widen their scopes through `organization_of` (one place each)."""
+
+import hashlib
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .models import Invitation, Membership, Organization
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(str(token).encode()).hexdigest()
+
+
+def membership_of(*, user) -> Membership | None:
+    """The user's membership (with its organization), or None: read once per request object."""
+    if user is None or not user.is_authenticated:
+        return None
+    if not hasattr(user, "_portal_membership"):
+        user._portal_membership = Membership.objects.select_related("organization").filter(user=user).first()
+    return user._portal_membership
+
+
+def organization_of(*, user) -> Organization | None:
+    membership = membership_of(user=user)
+    return membership.organization if membership else None
+
+
+def organization_members(*, organization: Organization) -> QuerySet[Membership]:
+    return organization.memberships.select_related("user").order_by("-role", "joined_at", "id")
+
+
+def invitations_open(*, organization: Organization) -> QuerySet[Invitation]:
+    return organization.invitations.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+
+def invitation_by_token(*, token: str) -> Invitation | None:
+    if not token or len(token) > 100:
+        return None
+    return Invitation.objects.select_related("organization").filter(token_hash=token_hash(token)).first()
+
+
+def invitation_problem(*, invitation: Invitation | None) -> str:
+    """Why this link cannot be used any more ("" when it can)."""
+    if invitation is None:
+        return "This invitation link is not valid. Check that you opened the whole link from the email."
+    if invitation.revoked_at:
+        return "This invitation was withdrawn. Ask the organization's owner for a new one."
+    if invitation.accepted_at:
+        return "This invitation was already used: an invitation link works once."
+    if invitation.expires_at <= timezone.now():
+        return "This invitation expired (links work for 7 days). Ask the organization's owner to send it again."
+    return ""
