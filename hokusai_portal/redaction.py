@@ -3,6 +3,8 @@
 import re
 
 KEY_PATTERN = re.compile(r"\bhk_(?:live|test|dev)_[A-Za-z0-9]{6,}")
+# The portal's own API access tokens (api/services.py: hkp_ and 43 letters or digits), also without "Bearer".
+TOKEN_PATTERN = re.compile(r"\bhkp_[A-Za-z0-9]{8,}")
 BEARER_PATTERN = re.compile(
     r"(?i)(\b(?:bearer|apikey)\s+|x-api-key:\s*|MLFLOW_TRACKING_TOKEN=\"?)(?!hk_)([A-Za-z0-9._~+/=-]{12,})"
 )
@@ -18,7 +20,7 @@ def mask_key(key: str) -> str:
 
 
 def redact(text: str, *secrets: str) -> tuple[str, int]:
-    """Mask every API key, bearer token and each of `secrets` in `text`; return (text, count)."""
+    """Mask every API key, access token, bearer token and each of `secrets` in `text`; return (text, count)."""
     if not text:
         return text, 0
     count = 0
@@ -39,6 +41,7 @@ def redact(text: str, *secrets: str) -> tuple[str, int]:
         return match.group(1) + mask_key(token)
 
     text = KEY_PATTERN.sub(_key, text)
+    text = TOKEN_PATTERN.sub(_key, text)
     text = BEARER_PATTERN.sub(_bearer, text)
     return text, count
 

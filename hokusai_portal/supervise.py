@@ -12,6 +12,8 @@ supervisord (a kept supervisor), one command, one Ctrl-C.
 development (`make run`): the devstack registry, one worker (threads), beat, gunicorn on 127.0.0.1,
 and `demo_setup --wait`, which seeds the running registry and prints the banner once /healthz is 200.
 
+The web is gunicorn with uvicorn workers on hokusai_portal.asgi (WEB_SERVER=wsgi: the sync WSGI path).
+
 production (`make production`): gunicorn with WEB_CONCURRENCY workers on PORTAL_BIND, WORKER_PROCESSES
 Celery worker processes of WORKER_THREADS threads each, and beat; the registry is HOKUSAI_REGISTRY_URL."""
 
@@ -23,10 +25,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # A worker's warm shutdown waits for its running checks (a registration may take up to a minute).
 WORKER_GRACE_SECONDS = 30
+# gunicorn's graceful stop (in-flight requests, a long poll); the supervisor waits longer before its SIGKILL,
+# or a stop with a browser's idle keep-alive open ended with the web killed.
+WEB_GRACE_SECONDS = 10
+WEB_STOP_WAIT_SECONDS = WEB_GRACE_SECONDS + 5
 
 
 def _env(name: str, default: str) -> str:
     return os.getenv(name, "").strip() or default
+
+
+# -- web server (issue 27): ASGI by default, WEB_SERVER=wsgi for the sync path --------------------------
+def web_server() -> list[str]:
+    """gunicorn's application and worker class. asgi (default): uvicorn workers; a long-polled check page
+    awaits a notification and holds no thread (`--threads` is then unused). wsgi: gthread workers, each
+    long poll holding a thread (one of CHECK_LONG_POLL_SLOTS), for comparison."""
+    server = _env("WEB_SERVER", "asgi")
+    if server == "wsgi":
+        return ["hokusai_portal.wsgi"]
+    if server != "asgi":
+        raise SystemExit(f"WEB_SERVER must be asgi or wsgi (not {server!r})")
+    return ["hokusai_portal.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker"]
+
+
+# -- end web server --------------------------------------------------------------------------------------
 
 
 def programs(mode: str, var_dir: Path) -> list[dict]:
@@ -37,7 +59,16 @@ def programs(mode: str, var_dir: Path) -> list[dict]:
     worker_threads = _env("WORKER_THREADS", "8")
     # Beat at WARNING: at INFO it logs every send, and the run sweep is sent every second.
     beat = [*celery, "beat", "--loglevel", "WARNING", "--schedule", str(var_dir / "celerybeat-schedule")]
-    gunicorn = [str(bin_dir / "gunicorn"), "hokusai_portal.wsgi", "--access-logfile", "-", "--graceful-timeout", "10"]
+    gunicorn = [
+        str(bin_dir / "gunicorn"),
+        *web_server(),
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        str(WEB_GRACE_SECONDS),
+        "--config",
+        "python:hokusai_portal.gunicorn_conf",  # server hooks: metrics clean-up on a worker's exit
+    ]
     if mode == "development":
         port = _env("PORTAL_PORT", "8000")
         return [
@@ -74,7 +105,11 @@ def programs(mode: str, var_dir: Path) -> list[dict]:
                 "stopwaitsecs": WORKER_GRACE_SECONDS,
             },
             {"name": "beat", "command": beat},
-            {"name": "web", "command": [*gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"]},
+            {
+                "name": "web",
+                "command": [*gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"],
+                "stopwaitsecs": WEB_STOP_WAIT_SECONDS,
+            },
             {
                 "name": "ready",
                 "command": [python, "manage.py", "demo_setup", "--wait"],
@@ -115,6 +150,7 @@ def programs(mode: str, var_dir: Path) -> list[dict]:
                     "--threads",
                     _env("WEB_THREADS", "4"),
                 ],
+                "stopwaitsecs": WEB_STOP_WAIT_SECONDS,
             },
         ]
     raise SystemExit(f"usage: python -m hokusai_portal.supervise development|production (not {mode!r})")
@@ -125,6 +161,19 @@ def _quote(argument: str) -> str:
     if any(c in argument for c in " \"'"):
         argument = '"' + argument.replace('"', '\\"') + '"'
     return argument
+
+
+def metrics_dir(var_dir: Path) -> Path:
+    """prometheus-client's multiprocess folder, shared by every process of the set (PROMETHEUS_MULTIPROC_DIR)."""
+    return Path(_env("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "prometheus")))
+
+
+def metrics_dir_reset(folder: Path) -> None:
+    """Emptied at each start, as prometheus-client's docs ask: a new set's counters start from zero, and no
+    file of a process that no longer exists is added up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
 
 
 def config(mode: str, var_dir: Path) -> str:
@@ -144,7 +193,9 @@ def config(mode: str, var_dir: Path) -> str:
     ]
     lifeline = [sys.executable, "-m", "hokusai_portal.lifeline"]
     for priority, program in enumerate(programs(mode, var_dir), start=1):
-        command = " ".join(_quote(part) for part in [*lifeline, *program["command"]])
+        # make run: each line names its process (one terminal, five processes); production: lines as written.
+        prefix = ["--prefix", program["name"]] if mode == "development" else []
+        command = " ".join(_quote(part) for part in [*lifeline, *prefix, *program["command"]])
         lines += [
             f"[program:{program['name']}]",
             f"command={command}",
@@ -162,7 +213,8 @@ def config(mode: str, var_dir: Path) -> str:
             "redirect_stderr=true",
             "stdout_logfile=/dev/stdout",
             "stdout_logfile_maxbytes=0",
-            'environment=PYTHONUNBUFFERED="1"',
+            f'environment=PYTHONUNBUFFERED="1",PROMETHEUS_MULTIPROC_DIR="{metrics_dir(var_dir)}",'
+            'PORTAL_PROCESS="%(program_name)s"',
             "",
         ]
     return "\n".join(lines)
@@ -174,6 +226,7 @@ def main(argv: list[str]) -> None:
     path = var_dir / "supervisor" / f"{mode}.conf"
     text = config(mode, var_dir)
     path.write_text(text)
+    metrics_dir_reset(metrics_dir(var_dir))
     supervisord = str(Path(sys.executable).parent / "supervisord")
     os.execv(supervisord, [supervisord, "--configuration", str(path)])
 
