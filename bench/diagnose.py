@@ -30,6 +30,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
 
 import django  # noqa: E402
 
+from hokusai_portal import runtime  # noqa: E402
+
+runtime.prepare()
 django.setup()
 
 import requests  # noqa: E402
@@ -157,7 +160,7 @@ def web_submit_to_verdict(stack: Devstack, key: str, broker: str, runs: int) -> 
         session.post(
             f"{base}/accounts/login/",
             data={
-                "username": "bench",
+                "login": "bench",
                 "password": "bench-password-123",
                 "csrfmiddlewaretoken": session.cookies["csrftoken"],
             },

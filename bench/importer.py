@@ -25,6 +25,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
 
 import django  # noqa: E402
 
+from hokusai_portal import runtime  # noqa: E402
+
+runtime.prepare()
 django.setup()
 
 import requests  # noqa: E402
@@ -102,7 +105,7 @@ def main() -> None:
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
         session.post(
             f"{base}/accounts/login/",
-            {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token},
+            {"login": username, "password": PASSWORD, "csrfmiddlewaretoken": token},
             timeout=30,
         )
 

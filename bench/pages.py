@@ -28,6 +28,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
 
 import django  # noqa: E402
 
+from hokusai_portal import runtime  # noqa: E402
+
+runtime.prepare()
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402

@@ -25,6 +25,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
 
 import django  # noqa: E402
 
+from hokusai_portal import runtime  # noqa: E402
+
+runtime.prepare()
 django.setup()
 
 from devstack.server import Devstack, free_port  # noqa: E402

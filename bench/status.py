@@ -25,6 +25,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
 
 import django  # noqa: E402
 
+from hokusai_portal import runtime  # noqa: E402
+
+runtime.prepare()
 django.setup()
 
 import requests  # noqa: E402
@@ -32,8 +35,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from devstack.server import free_port  # noqa: E402
-from status.models import Component, ProbeResult, Rollup  # noqa: E402
-from status.probes import day_start, hour_start  # noqa: E402
+from status.models import PlatformComponent, ProbeResult, Rollup  # noqa: E402
+from status.probes import utc_day_start, utc_hour_start  # noqa: E402
 from status.selectors import component_statuses  # noqa: E402
 
 COMPONENTS = 10
@@ -43,13 +46,13 @@ RAW_DAYS = 14
 
 def fill(now: datetime) -> None:
     """Deterministic data: each component fails one probe in 400 on a fixed pattern."""
-    Component.objects.filter(slug__startswith="bench-").delete()
+    PlatformComponent.objects.filter(slug__startswith="bench-").delete()
     components = [
-        Component.objects.create(slug=f"bench-{i}", name=f"Bench component {i}", position=100 + i, probe="")
+        PlatformComponent.objects.create(slug=f"bench-{i}", name=f"Bench component {i}", position=100 + i, probe="")
         for i in range(COMPONENTS)
     ]
-    today = day_start(now)
-    this_hour = hour_start(now)
+    today = utc_day_start(now)
+    this_hour = utc_hour_start(now)
     for index, component in enumerate(components):
         hours, days, raws = [], [], []
         for h in range(DAYS * 24):
@@ -76,7 +79,7 @@ def uptime_error() -> float:
     """Rollups written by result_record for one component vs a recount of its raw results."""
     from status.probes import Outcome, result_record
 
-    component = Component.objects.create(slug="bench-recount", name="Recount", position=200, probe="")
+    component = PlatformComponent.objects.create(slug="bench-recount", name="Recount", position=200, probe="")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     oks = []
     for minute in range(0, RAW_DAYS * 24 * 60, 3):
@@ -155,7 +158,7 @@ def main() -> None:
             print(f"| `{path}` | {p50:.1f} | {p95:.1f} |")
     print(f"\nuptime from rollups vs a recount of raw results: {error:.5f} percentage points apart")
     if not args.keep:
-        Component.objects.filter(slug__startswith="bench-").delete()
+        PlatformComponent.objects.filter(slug__startswith="bench-").delete()
     worst = {label: max(p95 for _, p95 in figures.values()) for label, figures in results.items()}
     print(
         f"status: p95 {worst['cached (10 s)']:.1f} ms cached, {worst['uncached']:.1f} ms uncached, uptime error {error:.5f} %"

@@ -1,7 +1,18 @@
+"""The ASGI application: `make run` and `make production` serve it with gunicorn's uvicorn workers
+(WEB_SERVER=wsgi serves hokusai_portal.wsgi instead, the sync path). Long-polled check pages await a
+notification here and hold no thread (onboarding/waiting.py)."""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
+from hokusai_portal import runtime
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
+# Each request's sync code runs on a thread of its own: no connection kept per thread (SQLite: one per
+# request, cheap); on PostgreSQL a pool per process lends them (settings.DATABASE_POOL).
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
+os.environ.setdefault("DATABASE_POOL", "20")
+runtime.prepare()
 
 application = get_asgi_application()

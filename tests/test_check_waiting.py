@@ -1,0 +1,248 @@
+"""The check page's long poll on the ASGI path (issue 27): a real gunicorn with uvicorn workers, as `make run`
+and `make production` start it, serving the test database. Watchers wait without a thread each, get the
+step and the verdict as soon as they are saved, and a browser with JavaScript off still ends on the verdict."""
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.test import Client
+from django.utils import timezone
+
+from hokusai_portal import supervise
+from onboarding import selectors, views
+from onboarding.diagnosis import StepStatus
+from onboarding.models import CheckRun, CheckStep
+from tests.conftest import ROOT, database_url_for_worker, free_port
+from tests.test_api import token_for
+
+pytestmark = pytest.mark.slow
+
+
+def worker_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+def threads_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Threads:\s+(\d+)", status, re.M)[1])
+
+
+async def threads_once_waiting(pid: int, below: int = 40, within: float = 20) -> int:
+    """The web process's threads once the requests are waiting. Each request holds a thread while its
+    middleware and authorisation run, so on a loaded machine a burst of them takes a few seconds to reach
+    the wait; a request that held its thread while waiting would keep the count up for the whole wait."""
+    deadline = time.monotonic() + within
+    while threads_of(pid) >= below and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1)  # settled: the stragglers are waiting too
+    return threads_of(pid)
+
+
+@pytest.fixture
+def asgi_server(transactional_db, tmp_path):
+    """gunicorn + one uvicorn worker on hokusai_portal.asgi, as supervise.py starts the web."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url_for_worker(), "WEB_SERVER": "asgi", "DEBUG": "0"}
+    command = [str(Path(sys.executable).parent / "gunicorn"), *supervise.web_server()]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--graceful-timeout", "2"]
+    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(f"{url}/accounts/login/", timeout=2)
+            break
+        except requests.RequestException:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail((tmp_path / "gunicorn.log").read_text())
+            time.sleep(0.2)
+    yield url, process
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+async def long_poll(url: str, path: str, cookie: str, timeout: float = 30) -> tuple[int, str, float]:
+    """One htmx long poll over a raw HTTP/1.1 connection: (status, body, the monotonic time it ended)."""
+    return await raw_get(url, path, f"HX-Request: true\r\nCookie: sessionid={cookie}\r\n", timeout)
+
+
+async def raw_get(url: str, path: str, headers: str, timeout: float = 30) -> tuple[int, str, float]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{headers}Connection: close\r\n\r\n".encode())
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), timeout)
+    ended = time.monotonic()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), (body or head).decode(errors="replace"), ended
+
+
+def run_for(user) -> CheckRun:
+    return CheckRun.objects.create(
+        user=user, status=CheckRun.Status.RUNNING, registry_url="http://registry.test", deadline_at=timezone.now()
+    )
+
+
+def test_watchers_hold_no_thread_and_get_the_step_and_the_verdict_as_saved(asgi_server, alice):
+    url, master = asgi_server
+    cookie = session_cookie(alice)
+    run = run_for(alice)
+    seen = selectors.check_run_state(run_id=run.pk)
+    path = f"/onboarding/checks/{run.pk}/?seen={seen}"
+    [worker] = worker_pids(master.pid)
+    watchers = 200
+
+    async def watch() -> tuple[list, float, int]:
+        tasks = [asyncio.create_task(long_poll(url, path, cookie)) for _ in range(watchers)]
+        await asyncio.sleep(3)  # every watcher connected, authorised and waiting
+        early = [task.result()[:2] for task in tasks if task.done()]
+        assert not early, f"a long poll returned with nothing changed: {early[:1]}"
+        threads_while_waiting = await threads_once_waiting(worker)
+        saved = time.monotonic()
+        # What the worker saves: a step (its own commit), each watcher is told at once.
+        await asyncio.to_thread(
+            CheckStep.objects.create,
+            run=run,
+            position=1,
+            name="dns",
+            title="DNS",
+            status=StepStatus.PASS,
+            cause="OK",
+            message="registry.test resolves.",
+        )
+        return await asyncio.gather(*tasks), saved, threads_while_waiting
+
+    answers, saved, threads_while_waiting = asyncio.run(watch())
+    # 200 pages waiting, and the web process has a handful of threads (uvicorn's, the pool's): not one each.
+    assert threads_while_waiting < 40, threads_while_waiting
+    assert all(status == 200 and 'data-step="dns"' in body for status, body, _ in answers)
+    delays = sorted(ended - saved for _, _, ended in answers)
+    assert delays[-1] < views.LONG_POLL_SECONDS / 4, delays[-1]  # told by the save, not by the timeout
+
+    # The verdict: the next long poll (with the new state) answers 286 (htmx stops) with it.
+    seen = re.search(r"\?seen=([^\"]+)\"", answers[0][1])[1]
+
+    def verdict_later():
+        time.sleep(0.5)
+        CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.PASSED)
+
+    threading.Thread(target=verdict_later).start()
+    started = time.monotonic()
+    status, body, ended = asyncio.run(long_poll(url, f"/onboarding/checks/{run.pk}/?seen={seen}", cookie))
+    assert status == 286 and 'data-status="passed"' in body and "Check passed" in body
+    assert 0.4 < ended - started < views.LONG_POLL_SECONDS / 4
+
+
+def test_api_waits_hold_no_thread_and_answer_with_the_verdict_as_saved(asgi_server, alice):
+    """`GET /api/v1/checks/{id}?wait=30` (a CI job waiting for its check) waits as the page does: no thread."""
+    url, master = asgi_server
+    token = token_for(alice, "checks:read")
+    run = run_for(alice)
+    [worker] = worker_pids(master.pid)
+    waiters = 100
+    path = f"/api/v1/checks/{run.pk}?wait=30"
+
+    async def wait() -> tuple[list, float, int]:
+        tasks = [
+            asyncio.create_task(raw_get(url, path, f"Authorization: Bearer {token}\r\n", timeout=40))
+            for _ in range(waiters)
+        ]
+        await asyncio.sleep(3)  # every wait authorised and waiting
+        threads_while_waiting = await threads_once_waiting(worker)
+        # A step saved is no verdict: the waits go on.
+        await asyncio.to_thread(
+            CheckStep.objects.create,
+            run=run,
+            position=1,
+            name="dns",
+            title="DNS",
+            status=StepStatus.PASS,
+            cause="OK",
+            message="registry.test resolves.",
+        )
+        await asyncio.sleep(1)
+        early = [task.result()[:2] for task in tasks if task.done()]
+        assert not early, f"a wait returned before the verdict: {early[:1]}"
+        saved = time.monotonic()
+        await asyncio.to_thread(CheckRun.objects.filter(pk=run.pk).update, status=CheckRun.Status.PASSED)
+        return await asyncio.gather(*tasks), saved, threads_while_waiting
+
+    answers, saved, threads_while_waiting = asyncio.run(wait())
+    assert threads_while_waiting < 40, threads_while_waiting  # 100 waits, a handful of threads: not one each
+    for status, body, _ in answers:
+        assert status == 200, body
+        verdict = json.loads(body)
+        assert verdict["finished"] and verdict["status"] == "passed", verdict
+        assert [step["name"] for step in verdict["steps"]] == ["dns"]
+    delays = sorted(ended - saved for _, _, ended in answers)
+    assert delays[-1] < 5, delays[-1]  # told by the save, not by the end of the 30 s wait
+    print(
+        f"API waits: {waiters} held with {threads_while_waiting} threads; verdict p50 "
+        f"{delays[len(delays) // 2] * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms after the save"
+    )
+
+
+def test_another_developers_watcher_waits_for_nothing(asgi_server, alice, dave):
+    url, _ = asgi_server
+    run = run_for(dave)
+    seen = selectors.check_run_state(run_id=run.pk)
+    started = time.monotonic()
+    status, _, ended = asyncio.run(long_poll(url, f"/onboarding/checks/{run.pk}/?seen={seen}", session_cookie(alice)))
+    assert status == 404 and ended - started < 5
+
+
+def test_javascript_off_the_page_refreshes_itself_until_the_verdict(asgi_server, alice, browser):
+    url, _ = asgi_server
+    run = run_for(alice)
+    context = browser.new_context(java_script_enabled=False)
+    context.add_cookies([{"name": "sessionid", "value": session_cookie(alice), "url": url}])
+    page = context.new_page()
+    page.goto(f"{url}/onboarding/checks/{run.pk}/")
+    assert page.locator("[data-testid=run-state]").text_content() == "Running"
+    CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.FAILED, cause="DNS_NXDOMAIN")
+    page.locator("[data-testid=run-state]", has_text="Failed").wait_for(timeout=10_000)
+    assert "DNS_NXDOMAIN" in page.content()
+    # The verdict's page stops refreshing.
+    assert 'http-equiv="refresh"' not in page.content()
+
+
+def test_a_browser_sees_every_step_and_the_verdict_arrive_over_the_asgi_path(asgi_server, alice, browser):
+    url, _ = asgi_server
+    run = run_for(alice)
+    context = browser.new_context()
+    context.add_cookies([{"name": "sessionid", "value": session_cookie(alice), "url": url}])
+    page = context.new_page()
+    page.goto(f"{url}/onboarding/checks/{run.pk}/")
+    steps = page.locator(f"#run-{run.pk} [data-step]")
+    for position, name in enumerate(["key_format", "dns", "tcp"], start=1):
+        CheckStep.objects.create(
+            run=run, position=position, name=name, title=name, status=StepStatus.PASS, cause="OK", message="ok"
+        )
+        page.locator(f'#run-{run.pk} [data-step="{name}"]').wait_for(timeout=5_000)  # pushed, not reloaded
+        assert steps.count() == position
+    CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.PASSED)
+    page.locator("[data-testid=run-state]", has_text="Passed").wait_for(timeout=5_000)
+    assert page.locator(f"#run-live-{run.pk}").text_content().startswith("Check passed")

@@ -1,0 +1,83 @@
+"""Queries per check run, per check page render and per poll (issue 27): counted, so that a change that
+adds queries to the hottest paths of launch day fails here and says where. When a change removes some,
+lower the number."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from onboarding import selectors, services
+from onboarding.models import CheckRun
+
+# As measured (PostgreSQL). A check run: claim (2), run and key (2), per step a lease guard and the insert
+# (8 steps: 16), the verdict (1), then the progress bookkeeping (4); savepoints around the atomic blocks.
+CHECK_RUN_QUERIES = 30
+# The page: session, user, roles (3), the developer's organization (who else may read the run, 1), the run and
+# its steps (2), the wizard's state (5), whether the address is verified (the banner, 1).
+PAGE_QUERIES = 12
+# The partial of a finished run: session, user, roles, the organization, the run, its steps.
+PARTIAL_QUERIES = 6
+# A long poll that finds a change: session, user, roles, the organization, the run (may it wait?), the state
+# probe, the run and its steps as they are now.
+POLL_QUERIES = 8
+# What a waiting poll costs per look (the WSGI path's every 50 ms; the ASGI path's once per notification).
+LONG_POLL_PROBE_QUERIES = 1
+
+
+def queries_of(call) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    return [query["sql"] for query in captured.captured_queries]
+
+
+@pytest.fixture
+def passed_run(db, alice, settings, devstack, devstack_keys):
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    services.api_key_save(user=alice, raw_key=devstack_keys["writer"])
+    run = services.connectivity_check_start(user=alice, model_name="")  # in the test's transaction: not queued
+    return run
+
+
+def test_queries_per_check_run(passed_run):
+    queries = queries_of(lambda: services.check_run_execute(run_id=passed_run.pk))
+    passed_run.refresh_from_db()
+    assert passed_run.status == CheckRun.Status.PASSED, passed_run.cause
+    assert len(queries) == CHECK_RUN_QUERIES, "\n".join(queries)
+
+
+def test_queries_per_page_render_and_poll(passed_run, client, alice):
+    services.check_run_execute(run_id=passed_run.pk)
+    client.force_login(alice)
+    url = reverse("onboarding:check_run", args=[passed_run.pk])
+    client.get(url)  # the session and the user loaded once, as on any page
+    page = queries_of(lambda: client.get(url))
+    partial = queries_of(lambda: client.get(url, headers={"HX-Request": "true"}))
+    probe = queries_of(lambda: selectors.check_run_state(run_id=passed_run.pk))
+    CheckRun.objects.filter(pk=passed_run.pk).update(status=CheckRun.Status.RUNNING)
+    poll = queries_of(lambda: client.get(f"{url}?seen=queued.0.0.0", headers={"HX-Request": "true"}))
+    assert len(page) == PAGE_QUERIES, "\n".join(page)
+    assert len(partial) == PARTIAL_QUERIES, "\n".join(partial)
+    assert len(probe) == LONG_POLL_PROBE_QUERIES, "\n".join(probe)
+    assert len(poll) == POLL_QUERIES, "\n".join(poll)
+
+
+def test_a_long_poll_with_nothing_new_answers_204_and_renders_nothing(passed_run, client, alice, monkeypatch):
+    from onboarding import views
+
+    monkeypatch.setattr(views, "LONG_POLL_SECONDS", 0.3)
+    CheckRun.objects.filter(pk=passed_run.pk).update(status=CheckRun.Status.RUNNING)
+    client.force_login(alice)
+    seen = selectors.check_run_state(run_id=passed_run.pk)
+    url = reverse("onboarding:check_run", args=[passed_run.pk]) + f"?seen={seen}"
+    queries = []
+    response = None
+
+    def poll():
+        nonlocal response
+        response = client.get(url, headers={"HX-Request": "true"})
+
+    queries = queries_of(poll)
+    # The page asks again at once (static/js/portal.js); the server rendered nothing and read no steps.
+    assert response.status_code == 204 and response.content == b""
+    assert not any("onboarding_checkstep" in sql and sql.startswith('SELECT "onboarding_checkstep"') for sql in queries)
