@@ -10,10 +10,16 @@ import, name collision). No secret leaves your machine: a key is shown as its so
 fingerprint (the first 8 hex digits of its sha256); URLs lose credentials and query strings; your home
 folder becomes ~. Exit status: 0 nothing failed, 1 a check failed, 2 the doctor itself broke.
 
+It judges the way to the registry as the SDK's HTTP stack does (requests, asked in this Python: proxy
+variables in either case, ALL_PROXY, NO_PROXY, CA bundles), probes that way, and when it fails says whether
+the proxy refused (its address without credentials, its status line) or TLS is inspected (the issuer of the
+certificate presented, read without trusting it, and the CA bundle that fixes it).
+
 Cause codes are a contract: added, never renamed.
 """
 
 import argparse
+import base64
 import configparser
 import hashlib
 import json
@@ -29,7 +35,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-DOCTOR_VERSION = "1.0.0"
+DOCTOR_VERSION = "1.1.0"
 SCHEMA = "hokusai.doctor/v1"
 # Filled in by the portal that serves this file (its HOKUSAI_SDK_COMMIT); empty: the build is not checked.
 EXPECTED_SDK_COMMIT = ""
@@ -133,6 +139,41 @@ CAUSES = {
         "A proxy between you and the registry answers instead of the registry.",
         "Add the registry host to NO_PROXY, or ask your network team to allow it through the proxy.",
     ),
+    "PROXY_AUTH_REQUIRED": (
+        "Your proxy refused to open the way to the registry: it wants credentials (407).",
+        "Put your proxy account in the proxy variable the SDK reads: `user:password@` before the proxy's host "
+        "(URL-encode special characters): requests sends it to the proxy as Basic; the doctor never prints it.",
+    ),
+    "PROXY_BLOCKED": (
+        "Your proxy refuses to connect to the registry: the site is blocked (403).",
+        "Ask your network team to allow the registry's host (in the evidence) on its port; "
+        "if the registry is internal, add its host to NO_PROXY instead.",
+    ),
+    "PROXY_TUNNEL_FAILED": (
+        "Your proxy could not open the way to the registry: it answered an error, or closed the connection.",
+        "Check the registry's host name in the endpoint; if the registry is internal, add its host to NO_PROXY; "
+        "otherwise send the proxy's answer (in the evidence) to your network team.",
+    ),
+    "PROXY_UNREACHABLE": (
+        "The proxy your environment names cannot be reached.",
+        "Check the proxy variable in the evidence (host, port, on the office network or VPN), "
+        "or unset it if you are not behind that proxy.",
+    ),
+    "PROXY_SETTINGS_DIFFER": (
+        "The SDK and the standard library take different routes to the registry: one through a proxy, the other not.",
+        "Make the proxy variables agree (see the evidence); the SDK follows the route shown as the SDK's.",
+    ),
+    "TLS_INSPECTED": (
+        "The registry's certificate is issued by someone else (TLS inspection by a proxy), whose CA the SDK does "
+        "not trust.",
+        "Make a bundle of the SDK's CAs plus your company's CA and point REQUESTS_CA_BUNDLE at it; "
+        "never turn verification off.",
+    ),
+    "TLS_TRUSTED_BY_SYSTEM_ONLY": (
+        "Your system trusts the registry's certificate, but the SDK's HTTP stack (requests, with its own CA "
+        "bundle) does not.",
+        "Make a bundle of the SDK's CAs plus your system's and point REQUESTS_CA_BUNDLE at it.",
+    ),
     "CA_BUNDLE_MISSING": (
         "A CA bundle variable names a file that does not exist, or one MLflow never reads.",
         "Point the variable at an existing PEM file, or unset it; MLflow reads MLFLOW_TRACKING_SERVER_CERT_PATH.",
@@ -217,9 +258,7 @@ def clean_url(url):
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # not .port: a port out of range must not crash the report
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
@@ -363,6 +402,15 @@ class Environment:
             SCRUB.add(key.strip().strip("'\""))
         for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD"):
             SCRUB.add(self.environ.get(name))
+        for name, value in self.environ.items():  # a proxy's password, wherever it shows up (URLs lose it anyway)
+            if name.lower().endswith("_proxy") and "@" in value:
+                try:
+                    password = urllib.parse.urlsplit(value).password
+                except ValueError:
+                    password = None
+                SCRUB.add(password)
+                SCRUB.add(urllib.parse.unquote(password or ""))
+        self.routes = {}  # origin -> Route, as the SDK's HTTP stack judges it (see sdk_route)
         self.endpoint = (self.environ.get("HOKUSAI_API_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
         self.canonical_tracking_uri = self.endpoint + "/mlflow"
         self.tracking_uri = (self.environ.get("MLFLOW_TRACKING_URI") or self.canonical_tracking_uri).rstrip("/")
@@ -1036,6 +1084,243 @@ def check_tls_verify(env):
     return ok("tls verify", "Certificate verification is on.")
 
 
+# --- the route the SDK takes: its proxy and its CAs, as requests judges them ------------------------------
+
+# Run by the developer's Python: what requests (the HTTP stack of MLflow's client) makes of the environment
+# for one URL. MLflow passes verify=MLFLOW_TRACKING_SERVER_CERT_PATH, else False when insecure, else True.
+REQUESTS_PROBE = (
+    "import json, sys\n"
+    "url, verify = sys.argv[1], sys.argv[2]\n"
+    "verify = {'': True, '0': False}.get(verify, verify)\n"
+    "try:\n"
+    "    import requests, requests.certs, requests.utils\n"
+    "    settings = requests.Session().merge_environment_settings(url, {}, None, verify, None)\n"
+    "    out = {'version': requests.__version__, 'proxy': requests.utils.select_proxy(url, settings['proxies']),\n"
+    "           'verify': settings['verify'], 'default_ca': requests.certs.where()}\n"
+    "except Exception as error:\n"
+    "    out = {'error': '%s: %s' % (type(error).__name__, error)}\n"
+    "print(json.dumps(out))\n"
+)
+# Issuers (organisation or common name) of the public CAs a registry's certificate comes from.
+PUBLIC_CAS = (
+    "Amazon",
+    "Let's Encrypt",
+    "ISRG",
+    "Google Trust Services",
+    "DigiCert",
+    "Sectigo",
+    "COMODO",
+    "GlobalSign",
+    "Entrust",
+    "GoDaddy",
+    "Starfield",
+    "IdenTrust",
+    "Microsoft",
+    "Cloudflare",
+    "ZeroSSL",
+    "Baltimore",
+    "Buypass",
+    "SSL.com",
+    "Certainly",
+    "Actalis",
+    "HARICA",
+)
+CA_BUNDLE_TARGET = "~/.hokusai/ca-bundle.pem"
+
+
+def stdlib_proxies(environ):
+    """urllib.request.getproxies_environment() on these variables: any case is read, lower case wins, an empty
+    lower-case variable unsets, HTTP_PROXY is ignored under CGI (REQUEST_METHOD)."""
+    proxies = {}
+    for name, value in environ.items():
+        lowered = name.lower()
+        if value and lowered[-6:] == "_proxy":
+            proxies[lowered[:-6]] = value
+    if "REQUEST_METHOD" in environ:
+        proxies.pop("http", None)
+    for name, value in environ.items():
+        if name[-6:] == "_proxy":
+            if value:
+                proxies[name.lower()[:-6]] = value
+            else:
+                proxies.pop(name.lower()[:-6], None)
+    return proxies
+
+
+def stdlib_proxy_for(environ, url):
+    """The proxy urllib's ProxyHandler uses for `url`: <scheme>_proxy unless NO_PROXY matches (ALL_PROXY: never)."""
+    proxies = stdlib_proxies(environ)
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if not proxies.get(parts.scheme) or urllib.request.proxy_bypass_environment(host, proxies):
+        return None
+    return proxies[parts.scheme]
+
+
+def requests_proxy_for(environ, url):
+    """requests' get_environ_proxies + select_proxy, for a Python where requests cannot be asked: NO_PROXY also
+    by suffix and by network (10.0.0.0/8), then urllib's rules, then <scheme>_proxy or ALL_PROXY."""
+    import ipaddress  # noqa: PLC0415
+
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY") or ""
+    entries = [entry for entry in no_proxy.replace(" ", "").split(",") if entry]
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        address = None
+    for entry in entries:
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return None
+            except ValueError:
+                continue
+        else:
+            with_port = host + (f":{parts.port}" if parts.port else "")
+            if host.endswith(entry) or with_port.endswith(entry):
+                return None
+    proxies = stdlib_proxies(environ)
+    if proxies and urllib.request.proxy_bypass_environment(host, proxies):
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
+class Route:
+    """How the SDK's HTTP stack reaches a URL (its proxy, the CAs it trusts), and urllib's proxy for the same."""
+
+    def __init__(self, url, proxy, verify, default_ca, judged_by, stdlib_proxy, proxy_source):
+        self.url, self.proxy, self.verify, self.default_ca = url, proxy, verify, default_ca
+        self.judged_by, self.stdlib_proxy, self.proxy_source = judged_by, stdlib_proxy, proxy_source
+
+    @property
+    def proxy_scheme(self):
+        return urllib.parse.urlsplit(self.proxy).scheme.lower() if self.proxy else ""
+
+    @property
+    def ca(self):
+        """The CA file or folder the SDK verifies with; None: the system's (or unknown)."""
+        if isinstance(self.verify, str):
+            return self.verify
+        return self.default_ca if self.verify is True else None
+
+    def context(self):
+        if self.verify is False:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            return context
+        ca = self.ca
+        if ca and os.path.isdir(ca):
+            return ssl.create_default_context(capath=ca)
+        return ssl.create_default_context(cafile=ca if ca and os.path.isfile(ca) else None)
+
+    def describe(self, stdlib=False):
+        proxy = self.stdlib_proxy if stdlib else self.proxy
+        return f"through the proxy {clean_url(proxy)}" if proxy else "directly"
+
+
+def _with_scheme(proxy):
+    """`proxy:8080` is read as http://proxy:8080 by requests and urllib alike."""
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else "http://" + proxy
+
+
+def _proxy_source(environ, proxy):
+    names = [name for name in environ if name.lower().endswith("_proxy") and environ[name] == proxy]
+    return sorted(names, key=lambda name: (name != name.lower(), name))[0] if names else None
+
+
+def sdk_route(env, url):
+    """The route requests takes in this Python (asked in a subprocess), else the doctor's reading of its rules."""
+    parts = urllib.parse.urlsplit(url)
+    origin = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/", "", ""))  # proxies and CAs go by host
+    if origin in env.routes:
+        return env.routes[origin]
+    verify = env.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or (
+        "0" if truthy(env.environ.get("MLFLOW_TRACKING_INSECURE_TLS")) else ""
+    )
+    child_env = dict(env.environ)
+    child_env.pop("PYTHONSTARTUP", None)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", REQUESTS_PROBE, origin, verify],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=child_env,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
+        asked = json.loads(result.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        asked = {"error": "requests could not be asked"}
+    if "error" not in asked:
+        proxy, verify, default_ca = asked.get("proxy"), asked.get("verify"), asked.get("default_ca")
+        judged_by = "requests {}".format(asked.get("version"))
+    else:
+        proxy = requests_proxy_for(env.environ, url)
+        if verify == "0":
+            verify = False
+        else:
+            verify = verify or env.environ.get("REQUESTS_CA_BUNDLE") or env.environ.get("CURL_CA_BUNDLE") or True
+        default_ca = None
+        judged_by = "the doctor's reading of requests' rules (requests is not importable here)"
+    source = _proxy_source(env.environ, proxy)
+    route = Route(
+        url,
+        _with_scheme(proxy),
+        verify,
+        default_ca,
+        judged_by,
+        _with_scheme(stdlib_proxy_for(env.environ, url)),
+        source,
+    )
+    env.routes[origin] = route
+    return route
+
+
+def check_proxy_route(env):
+    url = env.tracking_uri
+    route = sdk_route(env, url)
+    evidence = {
+        "url": clean_url(url),
+        "the SDK": route.describe(),
+        "judged by": route.judged_by,
+        "the standard library (urllib)": route.describe(stdlib=True),
+        "the SDK trusts": route.ca or ("nothing: verification is off" if route.verify is False else "the system's CAs"),
+    }
+    if route.proxy_source:
+        evidence["proxy from"] = route.proxy_source
+    if clean_url(route.proxy or "") == clean_url(route.stdlib_proxy or ""):
+        return ok("proxy route", f"The SDK reaches {clean_url(url)} {route.describe()}.", evidence)
+    why = []
+    lowered = {name.lower(): value for name, value in env.environ.items() if value}
+    scheme = urllib.parse.urlsplit(url).scheme
+    if route.proxy and not route.stdlib_proxy and "all_proxy" in lowered and scheme + "_proxy" not in lowered:
+        why.append("ALL_PROXY is read by requests, never by urllib")
+    if not route.proxy and route.stdlib_proxy:
+        why.append(
+            "NO_PROXY ({}) matches the host for requests only (it also matches by suffix and by network)".format(
+                lowered.get("no_proxy", "")
+            )
+        )
+    return Check(
+        "proxy route",
+        WARN,
+        "PROXY_SETTINGS_DIFFER",
+        "For {} the SDK ({}) goes {}; the standard library goes {}{}. The SDK's route is the one your code takes "
+        "(and the one --network follows).".format(
+            clean_url(url),
+            route.judged_by,
+            route.describe(),
+            route.describe(stdlib=True),
+            ": " + "; ".join(why) if why else "",
+        ),
+        evidence=evidence,
+    )
+
+
 OFFLINE_CHECKS = [
     check_python,
     check_sdk,
@@ -1052,6 +1337,7 @@ OFFLINE_CHECKS = [
     check_mock_mode,
     check_ca_bundle,
     check_tls_verify,
+    check_proxy_route,
 ]
 
 
@@ -1063,27 +1349,13 @@ class Answer:
         self.status, self.body, self.headers, self.via_proxy = status, body, headers, via_proxy
 
 
-def proxy_for(env, url):
-    """The proxy urllib (and requests) would use for `url` from the environment, or None."""
-    parts = urllib.parse.urlsplit(url)
-    lowered = {k.lower(): v for k, v in env.environ.items()}
-    no_proxy = lowered.get("no_proxy", "")
-    host = parts.hostname or ""
-    for entry in filter(None, (e.strip().lstrip(".") for e in no_proxy.split(","))):
-        if entry == "*" or host == entry or host.endswith("." + entry):
-            return None
-    return lowered.get(parts.scheme + "_proxy") or lowered.get("all_proxy")
-
-
 def fetch(env, url, key=None):
-    proxy = proxy_for(env, url)
+    """A GET the way the SDK sends it: its proxy, its CAs (the doctor's bytes go through urllib)."""
+    route = sdk_route(env, url)
+    proxy = route.proxy if route.proxy_scheme in ("http", "https") else None
     handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {})]
-    cafile = env.environ.get("REQUESTS_CA_BUNDLE") or env.environ.get("SSL_CERT_FILE")
     if url.startswith("https:"):
-        context = ssl.create_default_context(cafile=cafile if cafile and os.path.isfile(cafile) else None)
-        if truthy(env.environ.get("MLFLOW_TRACKING_INSECURE_TLS")):
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        handlers.append(urllib.request.HTTPSHandler(context=context))
+        handlers.append(urllib.request.HTTPSHandler(context=route.context()))
     opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(url, headers={"User-Agent": "hokusai-doctor/" + DOCTOR_VERSION})
     if key:
@@ -1111,18 +1383,333 @@ def _reason(error):
     return str(reason)
 
 
+class ProxyRefused(Exception):
+    """The proxy did not open the way: a cause, a message naming the proxy, evidence without credentials."""
+
+    def __init__(self, cause, message, evidence, remedy=None):
+        super().__init__(message)
+        self.cause, self.message, self.evidence, self.remedy = cause, message, evidence, remedy
+
+
+def _read_head(sock):
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _auth_schemes(headers):
+    return ", ".join(
+        value.split(" ", 1)[0]
+        for name, value in headers
+        if name.lower() == "proxy-authenticate" and value.split(" ", 1)[0]
+    )
+
+
+def _proxy_auth_remedy(route, schemes, sent):
+    where = route.proxy_source or "HTTPS_PROXY"
+    if schemes and "basic" not in schemes.lower():
+        return (
+            f"Your proxy asks for {schemes}, which requests cannot answer: run a local authenticating proxy "
+            f"(e.g. cntlm or px) and point {where} at it, or ask your network team to let the registry's host through."
+        )
+    if sent:
+        return (
+            f"The proxy refused the user and password in {where}: check them (URL-encode special characters, "
+            "e.g. @ as %40) or ask your network team whether your account may use the proxy."
+        )
+    return (
+        f"Put your proxy account in {where}: `user:password@` before the proxy's host (http:// then "
+        "user:password@proxy:port; URL-encode special characters, e.g. @ as %40): requests sends it to the proxy "
+        "as Basic. Never paste it into a report: the doctor masks it."
+    )
+
+
+def _connect_proxy(route):
+    proxy = urllib.parse.urlsplit(route.proxy)
+    address = clean_url(route.proxy)
+    try:
+        port = proxy.port or (443 if proxy.scheme == "https" else 80)
+        sock = socket.create_connection((proxy.hostname, port), timeout=TIMEOUT)
+        if proxy.scheme == "https":
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=proxy.hostname)
+    except (OSError, ValueError) as error:
+        raise ProxyRefused(
+            "PROXY_UNREACHABLE",
+            f"The proxy {address} (from {route.proxy_source or 'your environment'}) cannot be reached: {_reason(error)}.",
+            {"proxy": address, "proxy from": route.proxy_source, "error": _reason(error)},
+        ) from None
+    return sock
+
+
+def _open(route, host, port):
+    """A socket to host:port as the SDK opens one: directly, or through the tunnel (CONNECT) its proxy opens."""
+    if not route.proxy:
+        return socket.create_connection((host, port), timeout=TIMEOUT)
+    sock = _connect_proxy(route)
+    proxy = urllib.parse.urlsplit(route.proxy)
+    address, target = clean_url(route.proxy), f"{host}:{port}"
+    request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+    sent = bool(proxy.username)
+    if sent:  # as requests does: the URL's user and password, unquoted, as Basic
+        pair = urllib.parse.unquote(proxy.username) + ":" + urllib.parse.unquote(proxy.password or "")
+        request += "Proxy-Authorization: Basic {}\r\n".format(
+            base64.b64encode(pair.encode("latin-1", "replace")).decode()
+        )
+    evidence = {"proxy": address, "proxy from": route.proxy_source, "asked for": target, "credentials sent": sent}
+    try:
+        sock.sendall((request + "\r\n").encode("latin-1", "replace"))
+        head = _read_head(sock)
+    except OSError as error:
+        sock.close()
+        head, evidence["error"] = b"", _reason(error)
+    if not head:
+        sock.close()
+        raise ProxyRefused(
+            "PROXY_TUNNEL_FAILED",
+            f"The proxy {address} closed the connection without answering the request to reach {target}.",
+            dict(evidence, **{"status line": "(no answer)"}),
+        )
+    lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    status_line = lines[0].strip()[:200]
+    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:] if ":" in line]
+    match = re.match(r"^HTTP/\d(?:\.\d)?\s+(\d{3})", status_line)
+    code = int(match.group(1)) if match else 0
+    if code == 200:
+        return sock
+    sock.close()
+    evidence["status line"] = status_line
+    if code == 407:
+        schemes = _auth_schemes(headers)
+        evidence["proxy asks for"] = schemes or None
+        raise ProxyRefused(
+            "PROXY_AUTH_REQUIRED",
+            f"The proxy {address} answered `{status_line}` when asked to reach {target}: "
+            + ("it refused the credentials it was given." if sent else "it wants credentials, and none were given."),
+            evidence,
+            _proxy_auth_remedy(route, schemes, sent),
+        )
+    if code == 403:
+        raise ProxyRefused(
+            "PROXY_BLOCKED",
+            f"The proxy {address} answered `{status_line}` when asked to reach {target}: it blocks the registry.",
+            evidence,
+            f"Ask your network team to allow {target} through the proxy; if the registry is internal, add {host} "
+            "to NO_PROXY instead.",
+        )
+    raise ProxyRefused(
+        "PROXY_TUNNEL_FAILED",
+        f"The proxy {address} answered `{status_line}` when asked to reach {target}.",
+        evidence,
+        f"The proxy could not reach {host}: check the endpoint's host name; if the registry is internal, add {host} "
+        "to NO_PROXY; otherwise send this status line to your network team.",
+    )
+
+
+# --- certificates, read without trusting them --------------------------------------------------------------
+
+NAME_FIELDS = {b"\x55\x04\x03": "CN", b"\x55\x04\x0a": "O", b"\x55\x04\x0b": "OU"}
+
+
+def _der(data, index):
+    """One DER element at `index`: (tag, contents, index after it)."""
+    tag, length = data[index], data[index + 1]
+    index += 2
+    if length & 0x80:
+        size = length & 0x7F
+        length = int.from_bytes(data[index : index + size], "big")
+        index += size
+    return tag, data[index : index + length], index + length
+
+
+def _der_children(data):
+    index = 0
+    while index < len(data):
+        tag, value, index = _der(data, index)
+        yield tag, value
+
+
+def _der_name(value):
+    parts = []
+    for _, relative in _der_children(value):
+        for _, pair in _der_children(relative):
+            fields = list(_der_children(pair))
+            if len(fields) >= 2 and fields[0][1] in NAME_FIELDS:
+                parts.append("{}={}".format(NAME_FIELDS[fields[0][1]], fields[1][1].decode("utf-8", "replace")))
+    return ", ".join(parts) or "(no name)"
+
+
+def certificate_names(der):
+    """(issuer, subject) of a DER certificate, e.g. 'O=Example Corp, OU=Proxy CA': read, not verified."""
+    try:
+        _, certificate, _ = _der(der, 0)
+        _, signed, _ = _der(certificate, 0)
+        fields = list(_der_children(signed))
+        if fields and fields[0][0] == 0xA0:  # [0] version
+            fields = fields[1:]
+        return _der_name(fields[2][1]), _der_name(fields[4][1])
+    except (IndexError, ValueError):
+        return "(unreadable)", "(unreadable)"
+
+
+def _handshake(route, host, port, context):
+    """(the presented certificate in DER, None) or (None, why the handshake failed)."""
+    sock = _open(route, host, port)
+    try:
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            return tls.getpeercert(binary_form=True), None
+    except ssl.SSLCertVerificationError as error:
+        return None, getattr(error, "verify_message", None) or str(error)
+    except (ssl.SSLError, OSError) as error:
+        return None, _reason(error)
+    finally:
+        sock.close()
+
+
+def inspect_tls(route, host, port):
+    """Who issued the certificate presented for host (read without trusting it), and which stores trust it."""
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+    der, _ = _handshake(route, host, port, unverified)
+    if der is None:
+        return None
+    issuer, subject = certificate_names(der)
+    sdk_der, sdk_error = _handshake(route, host, port, route.context())
+    system_der, system_error = _handshake(route, host, port, ssl.create_default_context())
+    return {
+        "certificate issuer": issuer,
+        "certificate subject": subject,
+        "certificate sha256": hashlib.sha256(der).hexdigest(),
+        "trusted by the SDK": sdk_der is not None,
+        "SDK verdict": sdk_error or "trusted",
+        "trusted by the system": system_der is not None,
+        "system verdict": system_error or "trusted",
+    }
+
+
+def system_distrust(route, url):
+    """Why the system's CAs refuse the certificate the SDK just accepted over HTTPS; None when they trust it too."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" or route.verify is False:
+        return None
+    try:
+        der, error = _handshake(route, parts.hostname or "", parts.port or 443, ssl.create_default_context())
+    except (ProxyRefused, OSError):
+        return None
+    return error if der is None and error and "certificate" in error.lower() else None
+
+
+def public_issuer(issuer):
+    return any(name.lower() in issuer.lower() for name in PUBLIC_CAS)
+
+
+def _system_ca():
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _bundle_remedy(env, route, extra, extra_file):
+    default = route.default_ca or "$(python -m certifi)"
+    remedy = (
+        f"Make a bundle of the SDK's CAs plus {extra}: `cat {default} {extra_file} > {CA_BUNDLE_TARGET}`, then "
+        f"`export REQUESTS_CA_BUNDLE={CA_BUNDLE_TARGET}` (requests, the HTTP stack of MLflow's client, reads it; "
+        "set SSL_CERT_FILE to the same file for httpx"
+    )
+    if env.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        remedy += ", and MLFLOW_TRACKING_SERVER_CERT_PATH, which MLflow reads instead"
+    return remedy + "). Do not turn verification off: that hands your API key to anyone on the path."
+
+
+def connection_failure(name, env, url, error):
+    """Why a fetch the SDK's way failed: the proxy's answer, TLS inspection, or else API_UNREACHABLE."""
+    route = sdk_route(env, url)
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    reason = _reason(error)
+    evidence = {"url": clean_url(url), "error": reason, "route": route.describe(), "judged by": route.judged_by}
+    if route.proxy and route.proxy_scheme not in ("http", "https"):
+        evidence["note"] = f"the doctor cannot probe through a {route.proxy_scheme} proxy"
+        return Check(name, FAIL, "API_UNREACHABLE", f"{clean_url(url)}: {reason}.", evidence=evidence)
+    tls = None
+    try:
+        if parts.scheme == "https":
+            tls = inspect_tls(route, host, port)
+        elif route.proxy:
+            _connect_proxy(route).close()
+    except ProxyRefused as refused:
+        evidence.pop("error")
+        evidence.update((k, v) for k, v in refused.evidence.items() if v is not None)
+        return Check(name, FAIL, refused.cause, refused.message, remedy=refused.remedy, evidence=evidence)
+    except OSError:
+        tls = None
+    evidence.update(tls or {})
+    if not tls or tls["trusted by the SDK"]:
+        return Check(name, FAIL, "API_UNREACHABLE", f"{clean_url(url)}: {reason}.", evidence=evidence)
+    issuer, via = tls["certificate issuer"], (f" (through the proxy {clean_url(route.proxy)})" if route.proxy else "")
+    trusts = route.ca or "the system's CAs"
+    if tls["trusted by the system"]:
+        system = _system_ca()
+        remedy = _bundle_remedy(env, route, "your system's", system or "<your system's CA file>")
+        return Check(
+            name,
+            FAIL,
+            "TLS_TRUSTED_BY_SYSTEM_ONLY",
+            f"{host} presents a certificate issued by {issuer}{via}: your system's CAs trust it, but the SDK's HTTP "
+            f"stack ({route.judged_by}, trusting {trusts}) does not: {tls['SDK verdict']}.",
+            remedy=remedy,
+            evidence=evidence,
+        )
+    if route.proxy or not public_issuer(issuer):
+        remedy = _bundle_remedy(
+            env, route, f"your company's CA (the issuer {issuer}: ask IT for it as a PEM file)", "company-ca.pem"
+        )
+        return Check(
+            name,
+            FAIL,
+            "TLS_INSPECTED",
+            f"{host} presents a certificate issued by {issuer}{via}, not by a public CA: your network inspects TLS. "
+            f"The SDK's HTTP stack ({route.judged_by}, trusting {trusts}) does not trust it: "
+            f"{tls['SDK verdict']}.",
+            remedy=remedy,
+            evidence=evidence,
+        )
+    return Check(name, FAIL, "API_UNREACHABLE", f"{clean_url(url)}: {reason}.", evidence=evidence)
+
+
 def _proxy_check(name, env, answer, url):
-    """A proxy answered for the registry (407, a block page): PROXY_INTERCEPTS, else None."""
+    """A proxy answered for the registry (plain HTTP: 407, a block page): its cause, else None."""
     if not answer.via_proxy:
         return None
+    route = sdk_route(env, url)
+    proxy = clean_url(route.proxy)
+    evidence = {"status": answer.status, "proxy": proxy, "proxy from": route.proxy_source, "body": answer.body[:200]}
+    if answer.status == 407:
+        schemes = _auth_schemes(answer.headers.items())
+        sent = bool(urllib.parse.urlsplit(route.proxy).username)
+        evidence.update({"proxy asks for": schemes or None, "credentials sent": sent})
+        return Check(
+            name,
+            FAIL,
+            "PROXY_AUTH_REQUIRED",
+            f"The proxy {proxy} answered 407 for {clean_url(url)}: "
+            + ("it refused the credentials it was given." if sent else "it wants credentials, and none were given."),
+            remedy=_proxy_auth_remedy(route, schemes, sent),
+            evidence=evidence,
+        )
     looks_html = "html" in answer.headers.get("Content-Type", "").lower() or answer.body.lstrip()[:1] == "<"
-    if answer.status == 407 or (looks_html and answer.status != 200) or (name == "health" and looks_html):
+    if (looks_html and answer.status != 200) or (name == "health" and looks_html):
         return Check(
             name,
             FAIL,
             "PROXY_INTERCEPTS",
-            f"The proxy {clean_url(proxy_for(env, url))} answered {answer.status} for {clean_url(url)} instead of the registry.",
-            evidence={"status": answer.status, "proxy": clean_url(proxy_for(env, url)), "body": answer.body[:200]},
+            f"The proxy {proxy} answered {answer.status} for {clean_url(url)} instead of the registry.",
+            evidence=evidence,
         )
     return None
 
@@ -1131,24 +1718,28 @@ def network_checks(env):
     checks = []
     base = env.tracking_uri
     health_url = base + "/health"
+    route = sdk_route(env, health_url)
+    if route.proxy and route.proxy_scheme not in ("http", "https"):  # SOCKS: the standard library cannot speak it
+        socks = "" if env.version("pysocks") else " PySocks is not installed here: requests will refuse the proxy."
+        return [
+            Check(
+                name,
+                SKIP,
+                "SKIPPED",
+                f"The SDK goes {route.describe()}; the doctor cannot probe through a {route.proxy_scheme} proxy.{socks}",
+                evidence={"route": route.describe(), "judged by": route.judged_by},
+            )
+            for name in ("health", "server version", "authenticated read")
+        ]
     try:
         answer = fetch(env, health_url)
     except (urllib.error.URLError, OSError, ValueError, ssl.SSLError) as error:
-        reason = _reason(error)
-        cause = (
-            "CA_BUNDLE_PARTIAL"
-            if "certificate" in reason and env.environ.get("REQUESTS_CA_BUNDLE")
-            else "API_UNREACHABLE"
-        )
-        checks.append(
-            Check(
-                "health",
-                FAIL,
-                cause,
-                f"{clean_url(health_url)}: {reason}.",
-                evidence={"url": clean_url(health_url), "error": reason},
-            )
-        )
+        failure = connection_failure("health", env, health_url, error)
+        if failure.cause == "API_UNREACHABLE" and "certificate" in failure.message:
+            if env.environ.get("REQUESTS_CA_BUNDLE"):  # published: a partial bundle the SDK reads
+                failure.cause = "CA_BUNDLE_PARTIAL"
+                failure.remedy = CAUSES["CA_BUNDLE_PARTIAL"][1]
+        checks.append(failure)
         checks += [
             Check(name, SKIP, "SKIPPED", "The registry is unreachable.")
             for name in ("server version", "authenticated read")
@@ -1175,7 +1766,19 @@ def network_checks(env):
             )
         )
     else:
-        checks.append(ok("health", f"{clean_url(health_url)} answers.", {"via proxy": answer.via_proxy}))
+        route = sdk_route(env, health_url)
+        evidence = {"route": route.describe(), "judged by": route.judged_by}
+        message = f"{clean_url(health_url)} answers ({route.describe()})."
+        system_error = system_distrust(route, health_url)
+        if system_error:  # the SDK's CAs trust it, the system's do not: say which one the SDK uses
+            evidence.update(
+                {"trusted by the SDK": True, "trusted by the system": False, "system verdict": system_error}
+            )
+            message += (
+                f" The SDK trusts its certificate (with {route.ca}); your system's CAs do not ({system_error}): "
+                "tools on the standard library (pip, urllib) will fail where the SDK works."
+            )
+        checks.append(ok("health", message, evidence))
 
     key = env.key
     local = env.version("mlflow")
@@ -1225,7 +1828,7 @@ def network_checks(env):
     try:
         answer = fetch(env, read_url, key.strip())
     except (urllib.error.URLError, OSError, ValueError, ssl.SSLError) as error:
-        checks.append(Check("authenticated read", FAIL, "API_UNREACHABLE", f"{clean_url(read_url)}: {_reason(error)}."))
+        checks.append(connection_failure("authenticated read", env, read_url, error))
         return checks
     intercepted = _proxy_check("authenticated read", env, answer, read_url)
     if intercepted:

@@ -1,6 +1,7 @@
 """A developer's machine for running the environment doctor on: see tests/test_doctor.py."""
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -78,6 +79,20 @@ class Machine:
         for name in ("metaflow", "redis", "numpy", "pandas"):
             self.install(name, "1.0.0")
         self.install("scikit-learn", "1.5.0", modules={"sklearn": ""})
+
+    def install_http_stack(self):
+        """The real requests (and urllib3, certifi, idna, charset_normalizer) in place of the stand-in, linked from
+        the test environment's site-packages: the doctor asks this Python's requests how it would connect."""
+        import requests  # noqa: PLC0415 - the test environment's
+
+        source = Path(requests.__file__).parent.parent
+        for stale in ("requests", "requests-1.0.0.dist-info"):
+            if (self.site / stale).exists():
+                shutil.rmtree(self.site / stale)
+        for name in ("requests", "urllib3", "certifi", "idna", "charset_normalizer"):
+            (self.site / name).symlink_to(source / name)
+            for info in source.glob(f"{name}-*.dist-info"):
+                (self.site / info.name).symlink_to(info)
 
     def healthy(self):
         """Everything a developer needs, so that one change shows one cause."""
