@@ -3,7 +3,7 @@ here, and what cannot be read is dropped (or refused by the caller with a messag
 
 The traps this closes: `"²".isdigit()` is True but `int("²")` raises; a 23-digit id overflows SQLite and
 PostgreSQL integers; `9999-12-31` overflows date arithmetic; NUL bytes are refused by PostgreSQL (those are
-stopped earlier, by `middleware.RefuseNulBytes`)."""
+stopped earlier, by `middleware.RefuseMalformedInput`)."""
 
 from datetime import date, datetime, time
 

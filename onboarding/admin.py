@@ -7,6 +7,7 @@ from .models import (
     DeveloperProgress,
     EnvironmentCheck,
     EnvironmentReport,
+    OrganizationApiKey,
     Registration,
     WorkerHeartbeat,
 )
@@ -14,10 +15,22 @@ from .models import (
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["masked", "user", "environment", "updated_at"]
+    list_display = ["masked", "user", "key_tier", "updated_at"]
     search_fields = ["user__username", "masked"]
     # The ciphertext is never shown or editable here.
-    fields = ["user", "masked", "environment", "created_at", "updated_at"]
+    fields = ["user", "masked", "key_tier", "created_at", "updated_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(OrganizationApiKey)
+class OrganizationApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["masked", "organization", "key_tier", "saved_by", "updated_at"]
+    search_fields = ["organization__name", "masked"]
+    # The ciphertext is never shown or editable here; the owner saves the key on the organization's page.
+    fields = ["organization", "masked", "key_tier", "saved_by", "created_at", "updated_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -34,7 +47,7 @@ class CheckStepInline(admin.TabularInline):
 
 @admin.register(CheckRun)
 class CheckRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "kind", "status", "cause", "key_masked", "created_at"]
+    list_display = ["id", "user", "organization", "kind", "status", "cause", "key_masked", "key_source", "created_at"]
     list_filter = ["kind", "status", "cause"]
     search_fields = ["user__username", "cause", "model_name"]
     readonly_fields = [f.name for f in CheckRun._meta.fields]

@@ -184,7 +184,7 @@ class ConnectivityCheck(StepRunner):
             return failed("KEY_FORMAT_INVALID", str(error))
         self.api_key = normalised.key
         self.client.use_key(normalised.key)  # trimmed: a pasted newline must not reach an HTTP header
-        return passed(f"{normalised.masked} is a well-formed {normalised.environment} key.")
+        return passed(f"{normalised.masked} is a well-formed {normalised.key_tier} key.")
 
     def step_dns(self) -> Diagnosis:
         self.addresses = self.client.resolve()

@@ -39,6 +39,114 @@ FINGERPRINT_PATTERN = re.compile(r"^[0-9a-f]{8}$")
 
 
 @dataclass(frozen=True)
+class Guide:
+    """The longer "how to fix it" the portal shows under a doctor cause's one-sentence remedy."""
+
+    title: str
+    steps: tuple[str, ...]
+
+
+# The corporate network's causes (proxies, TLS inspection): each has a guide (checked by the tests).
+GUIDES: dict[str, Guide] = {
+    "PROXY_AUTH_REQUIRED": Guide(
+        "Give the SDK your proxy account",
+        (
+            "The SDK talks to the registry through requests, which reads the proxy from HTTPS_PROXY (or "
+            "https_proxy) and sends the user and password written in it to the proxy as Basic authentication.",
+            "Set it with your account before the proxy's host, e.g. "
+            "export HTTPS_PROXY=http://$PROXY_USER:$PROXY_PASSWORD@proxy.example.com:8080, URL-encoding special "
+            "characters (@ is %40, : is %3A). Keep it out of shell history: read the password with `read -s`.",
+            "If the report says the proxy asks for NTLM or Negotiate only, requests cannot answer it: run a local "
+            "authenticating proxy (cntlm, px) and point HTTPS_PROXY at it, or ask your network team to let the "
+            "registry's host through without authentication.",
+            "Run `python hokusai_doctor.py --network` again: the doctor never prints the password.",
+        ),
+    ),
+    "PROXY_BLOCKED": Guide(
+        "Get the registry allowed through the proxy",
+        (
+            "Your proxy answered 403 to the request to reach the registry: its policy blocks the host.",
+            'Send your network team the host and port from the evidence ("asked for") and ask for it to be '
+            "allowed for HTTPS.",
+            "If the registry is on your company's network, it should not go through the proxy at all: add its "
+            "host to NO_PROXY (e.g. export NO_PROXY=registry.internal.example,$NO_PROXY).",
+        ),
+    ),
+    "PROXY_TUNNEL_FAILED": Guide(
+        "Find out why the proxy could not reach the registry",
+        (
+            "The proxy accepted the connection but could not open the way to the registry: 502 or 504 means it "
+            "could not reach or resolve the host; a closed connection usually means a policy or a proxy that does "
+            "not tunnel HTTPS.",
+            "Check the endpoint's host name (HOKUSAI_API_ENDPOINT, MLFLOW_TRACKING_URI) for typos.",
+            "If the registry is internal, add its host to NO_PROXY; otherwise send the status line in the "
+            "evidence to your network team.",
+        ),
+    ),
+    "PROXY_UNREACHABLE": Guide(
+        "Fix or remove the proxy setting",
+        (
+            "Nothing answers at the proxy address the SDK would use (the evidence names the variable it came from).",
+            "On the office network or VPN, check the host and port with your network team; away from it, unset "
+            "the variable (unset HTTPS_PROXY https_proxy ALL_PROXY all_proxy).",
+        ),
+    ),
+    "PROXY_INTERCEPTS": Guide(
+        "The proxy answered instead of the registry",
+        (
+            "A page from the proxy (a block or login page) came back instead of the registry's answer.",
+            "If the registry is internal, add its host to NO_PROXY; otherwise ask your network team to allow it.",
+        ),
+    ),
+    "PROXY_SETTINGS_DIFFER": Guide(
+        "Make your proxy variables say one thing",
+        (
+            "Your code goes the way requests (the SDK's HTTP stack) decides; the standard library and tools built "
+            'on it (pip, curl) may go another way, which makes "it works in the browser" misleading.',
+            "requests also reads ALL_PROXY and matches NO_PROXY by suffix and by network (10.0.0.0/8); urllib "
+            "does neither. Set HTTPS_PROXY and HTTP_PROXY explicitly, and list hosts (not networks) in NO_PROXY.",
+        ),
+    ),
+    "TLS_INSPECTED": Guide(
+        "Trust your company's CA in the SDK, not by turning checks off",
+        (
+            "Your network re-signs HTTPS with the company's own CA (TLS inspection); the report names the issuer "
+            "of the certificate that was presented.",
+            "Get that CA certificate as a PEM file from IT (or export it from your system's certificate store).",
+            'Make a bundle of the SDK\'s CAs plus it: cat "$(python -m certifi)" company-ca.pem > '
+            "~/.hokusai/ca-bundle.pem (the report's fix has the exact path of the SDK's bundle).",
+            "export REQUESTS_CA_BUNDLE=~/.hokusai/ca-bundle.pem (requests, which MLflow's client uses) and "
+            "SSL_CERT_FILE to the same file (httpx); if MLFLOW_TRACKING_SERVER_CERT_PATH is set, point it there too.",
+            "Never set MLFLOW_TRACKING_INSECURE_TLS or verify=False: anyone on the path could read your API key.",
+        ),
+    ),
+    "TLS_TRUSTED_BY_SYSTEM_ONLY": Guide(
+        "Give the SDK the CAs your system already trusts",
+        (
+            "Your system (and your browser) trust the certificate, but requests uses its own CA bundle "
+            "(certifi's), which does not hold your company's CA.",
+            'Make a bundle of both: cat "$(python -m certifi)" <your system\'s CA file> > '
+            "~/.hokusai/ca-bundle.pem (the report's fix names both files).",
+            "export REQUESTS_CA_BUNDLE=~/.hokusai/ca-bundle.pem, and SSL_CERT_FILE to the same file for httpx.",
+        ),
+    ),
+    "TLS_VERIFY_DISABLED": Guide(
+        "Turn certificate checks back on",
+        (
+            "With verification off, anyone on the path (an inspecting proxy included) can read your API key.",
+            "Unset the variable the report names (MLFLOW_TRACKING_INSECURE_TLS, PYTHONHTTPSVERIFY).",
+            "If a proxy made you turn it off, run the doctor with --network: it names the proxy's CA and prints "
+            "the bundle to make instead.",
+        ),
+    ),
+}
+
+
+def guide_for(cause: str) -> Guide | None:
+    return GUIDES.get(cause)
+
+
+@dataclass(frozen=True)
 class DoctorScript:
     content: bytes
     sha256: str

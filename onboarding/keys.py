@@ -31,7 +31,8 @@ class NormalisedKey:
         return mask_key(self.key)
 
     @property
-    def environment(self) -> str:
+    def key_tier(self) -> str:
+        """live, test or dev."""
         return self.key.split("_")[1]
 
 

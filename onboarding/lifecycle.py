@@ -21,6 +21,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from hokusai_portal import metrics
+
 from .models import CheckRun, CheckStep, Registration, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -69,7 +71,10 @@ def check_run_claim(*, run_id: int, worker: str, deadline_seconds: float) -> Che
         if not claimed:
             return None
         CheckStep.objects.filter(run_id=run_id).delete()  # an earlier attempt's steps: this one starts over
-    return CheckRun.objects.select_related("user").get(pk=run_id)
+    run = CheckRun.objects.select_related("user").get(pk=run_id)
+    if run.attempt == 1:  # a re-queued attempt's wait is counted from its first queueing: not a queue wait
+        metrics.check_queue_seconds.observe(max((now - run.created_at).total_seconds(), 0))
+    return run
 
 
 def check_run_still_held(*, run: CheckRun) -> None:
@@ -83,11 +88,17 @@ def check_run_still_held(*, run: CheckRun) -> None:
 
 def check_run_finish(*, run: CheckRun, status: str, cause: str) -> bool:
     """The worker's verdict. It wins over the sweeper's (a lost or timed-out mark), never over a newer attempt."""
-    return bool(
+    finished_at = timezone.now()
+    saved = bool(
         CheckRun.objects.filter(
             pk=run.pk, attempt=run.attempt, status__in=[CheckRun.Status.RUNNING, CheckRun.Status.LOST]
-        ).update(status=status, cause=cause, finished_at=timezone.now())
+        ).update(status=status, cause=cause, finished_at=finished_at)
     )
+    if saved:
+        metrics.check_ended(
+            kind=run.kind, status=status, cause=cause, started_at=run.started_at, finished_at=finished_at
+        )
+    return saved
 
 
 def worker_beat(*, name: str) -> None:
@@ -112,6 +123,10 @@ def _end(runs, *, status: str, cause: str, now) -> int:
     if not ids:
         return 0
     with transaction.atomic():
+        # Locked, so the kinds counted are those of the runs this sweep ends (a racing worker's verdict waits).
+        kinds = list(
+            CheckRun.objects.select_for_update().filter(pk__in=ids, status__in=ACTIVE).values_list("kind", flat=True)
+        )
         ended = CheckRun.objects.filter(pk__in=ids, status__in=ACTIVE).update(
             status=status, cause=cause, finished_at=now
         )
@@ -119,6 +134,8 @@ def _end(runs, *, status: str, cause: str, now) -> int:
         Registration.objects.filter(check_run_id__in=ids).update(failed=True)
     for run_id in ids:
         logger.warning("check run %s ended by the sweeper: %s", run_id, cause)
+    for kind in kinds:
+        metrics.check_ended(kind=kind, status=status, cause=cause)
     return ended
 
 

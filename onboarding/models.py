@@ -11,7 +11,7 @@ class ApiKey(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_key")
     ciphertext = models.TextField(help_text="Fernet token; the plain key is never stored.")
     masked = models.CharField(max_length=32, help_text="e.g. hk_live_pIDV…tN, safe to show.")
-    environment = models.CharField(max_length=8)
+    key_tier = models.CharField(max_length=8, help_text="live, test or dev: the part after hk_.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -20,6 +20,27 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.masked} ({self.user})"
+
+
+class OrganizationApiKey(models.Model):
+    """An organization's platform key, saved by its owner, encrypted like a personal key. Members run
+    checks with it (when they have no key of their own) without ever seeing it."""
+
+    organization = models.OneToOneField("organizations.Organization", on_delete=models.CASCADE, related_name="api_key")
+    ciphertext = models.TextField(help_text="Fernet token; the plain key is never stored.")
+    masked = models.CharField(max_length=32, help_text="e.g. hk_live_pIDV…tN, safe to show.")
+    key_tier = models.CharField(max_length=8, help_text="live, test or dev: the part after hk_.")
+    saved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "organization API key"
+
+    def __str__(self) -> str:
+        return f"{self.masked} ({self.organization})"
 
 
 class CheckRun(models.Model):
@@ -39,7 +60,19 @@ class CheckRun(models.Model):
     FINISHED = (Status.PASSED, Status.FAILED, Status.LOST)
     UNSUCCESSFUL = (Status.FAILED, Status.LOST)  # what a developer can report, what the dashboard's causes count
 
+    class KeySource(models.TextChoices):
+        PERSONAL = "personal", "Personal key"
+        ORGANIZATION = "organization", "Organization key"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="check_runs")
+    # The organization the developer was in when they ran it: its members read it (a later member too,
+    # a former one no longer); it stays with the developer who ran it whatever happens to the organization.
+    organization = models.ForeignKey(
+        "organizations.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="check_runs"
+    )
+    key_source = models.CharField(
+        max_length=16, choices=KeySource.choices, blank=True, help_text="Whose key the run used (masked in key_masked)."
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CONNECTIVITY)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     cause = models.CharField(
@@ -156,6 +189,7 @@ class DeveloperProgress(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="onboarding_progress")
     signed_up_at = models.DateTimeField(db_index=True)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
     key_saved_at = models.DateTimeField(null=True, blank=True)
     connectivity_passed_at = models.DateTimeField(null=True, blank=True)
     registered_at = models.DateTimeField(null=True, blank=True)

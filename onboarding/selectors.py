@@ -3,14 +3,15 @@
 import time
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.roles import Role, has_role
 from hokusai_portal import query as query_values
+from organizations.selectors import organization_of
 
 from .diagnosis import StepStatus
-from .models import ApiKey, CheckRun, CheckStep, EnvironmentReport, Registration
+from .models import ApiKey, CheckRun, CheckStep, EnvironmentReport, OrganizationApiKey, Registration
 from .registration_input import RegistrationRequest
 from .snippet import python_snippet
 
@@ -24,12 +25,20 @@ WIZARD_STEPS = [
 OPTIONAL_STEPS = {"environment"}
 
 
+def shared_with(*, user) -> Q:
+    """What a developer may read of runs (and what hangs off them): their own, and those run in their
+    organization (by any member, while a member). The one place the organization widens onboarding's reads."""
+    organization = organization_of(user=user)
+    mine = Q(user=user)
+    return mine | Q(organization=organization) if organization else mine
+
+
 def check_run_list_for(*, user) -> QuerySet[CheckRun]:
-    """A developer sees their own runs; support engineers and managers see everyone's."""
+    """A developer sees their own runs and their organization's; support engineers and managers see everyone's."""
     runs = CheckRun.objects.select_related("user")
     if has_role(user, Role.SUPPORT, Role.MANAGER):
         return runs
-    return runs.filter(user=user)
+    return runs.filter(shared_with(user=user))
 
 
 def history_filters(query) -> dict:
@@ -66,9 +75,22 @@ def api_key_for(*, user) -> ApiKey | None:
     return ApiKey.objects.filter(user=user).first()
 
 
+def organization_key_for(*, user) -> OrganizationApiKey | None:
+    organization = organization_of(user=user)
+    return OrganizationApiKey.objects.filter(organization=organization).first() if organization else None
+
+
+def run_key_for(*, user) -> ApiKey | OrganizationApiKey | None:
+    """The key a check of this user runs with: their own when they saved one (a personal key wins: the
+    developer chose it for themselves), else their organization's."""
+    return api_key_for(user=user) or organization_key_for(user=user)
+
+
 def onboarding_state(*, user) -> dict:
     """Where the user is in the wizard, derived from what they have (nothing extra to keep in sync)."""
-    api_key = api_key_for(user=user)
+    personal_key = api_key_for(user=user)
+    organization_key = organization_key_for(user=user)
+    api_key = personal_key or organization_key
     latest = CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY).first() if api_key else None
     connectivity_passed = (
         CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY, status=CheckRun.Status.PASSED).exists()
@@ -93,6 +115,8 @@ def onboarding_state(*, user) -> dict:
     }
     return {
         "api_key": api_key,
+        "personal_key": personal_key,
+        "organization_key": organization_key,
         "latest_run": latest,
         "connectivity_passed": connectivity_passed,
         "registered": registered,
@@ -160,8 +184,13 @@ def registrations_done(*, user) -> QuerySet[Registration]:
 
 
 def registration_owned_by(*, user, registration_id: int) -> Registration:
-    """The user's own registration, or 404 (another developer's is not admitted to exist)."""
-    return get_object_or_404(registrations_done(user=user), pk=registration_id)
+    """The user's own registration or their organization's, or 404 (another developer's is not admitted
+    to exist)."""
+    shared = CheckRun.objects.filter(shared_with(user=user)).values("pk")
+    registrations = Registration.objects.filter(
+        check_run__in=shared, failed=False, check_run__status=CheckRun.Status.PASSED
+    ).select_related("check_run", "user")
+    return get_object_or_404(registrations, pk=registration_id)
 
 
 def check_run_queued_ahead(*, run: CheckRun) -> int:

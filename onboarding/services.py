@@ -12,15 +12,17 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.selectors import user_email_verified
 from hokusai_portal import crypto
 from hokusai_portal.faults import is_storage_fault
 from hokusai_portal.ratelimit import Limited, SlidingWindow
+from organizations.selectors import membership_of
 
 from . import lifecycle, selectors
 from .checks import ConnectivityCheck, StepResult
 from .diagnosis import Diagnosis, StepStatus, diagnose_exception, diagnose_response
 from .keys import NormalisedKey, key_normalise
-from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, Registration
+from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, OrganizationApiKey, Registration
 from .registration import RegistrationCheck
 from .registration_input import RegistrationRequest
 from .registry_client import Deadline, RegistryClient, json_body, version_tags
@@ -44,6 +46,16 @@ class KeySubmissionRateLimited(Exception):
         self.retry_after = limited.retry_after
 
 
+class EmailNotVerified(Exception):
+    """The account's email address is not verified yet: the portal stores no key for it until it is."""
+
+    def __str__(self) -> str:
+        return (
+            "Verify your email address first: open the link we sent you (or send it again from your account "
+            "page). Until then the portal stores no API key for you."
+        )
+
+
 class NoApiKey(Exception):
     pass
 
@@ -60,7 +72,9 @@ def _key_submission_allowed(user: AbstractBaseUser) -> None:
 def api_key_save(*, user: AbstractBaseUser, raw_key: str) -> tuple[ApiKey, NormalisedKey]:
     """Validate and store the key encrypted (always with the current first encryption key).
 
-    Raises KeySubmissionRateLimited or keys.KeyFormatError; nothing is saved then."""
+    Raises EmailNotVerified, KeySubmissionRateLimited or keys.KeyFormatError; nothing is saved then."""
+    if not user_email_verified(user=user):
+        raise EmailNotVerified
     _key_submission_allowed(user)
     normalised = key_normalise(raw_key)
     api_key, _ = ApiKey.objects.update_or_create(
@@ -68,7 +82,7 @@ def api_key_save(*, user: AbstractBaseUser, raw_key: str) -> tuple[ApiKey, Norma
         defaults={
             "ciphertext": crypto.encrypt(normalised.key),
             "masked": normalised.masked,
-            "environment": normalised.environment,
+            "key_tier": normalised.key_tier,
         },
     )
     progress_mark(user=user, milestone="key_saved_at")
@@ -82,27 +96,86 @@ def api_key_forget(*, user: AbstractBaseUser) -> bool:
     return bool(deleted)
 
 
-def api_key_reveal(api_key: ApiKey) -> str:
+class NotOrganizationOwner(Exception):
+    def __str__(self) -> str:
+        return "Only the organization's owner can save or forget its key."
+
+
+def _owned_organization(user: AbstractBaseUser):
+    membership = membership_of(user=user)
+    if membership is None or not membership.is_owner:
+        raise NotOrganizationOwner
+    return membership.organization
+
+
+def organization_key_save(*, user: AbstractBaseUser, raw_key: str) -> tuple[OrganizationApiKey, NormalisedKey]:
+    """The owner saves (or replaces) the organization's key: the same rules as a personal key (a verified
+    address, the same submission window, the same validation), stored encrypted."""
+    organization = _owned_organization(user)
+    if not user_email_verified(user=user):
+        raise EmailNotVerified
+    _key_submission_allowed(user)
+    normalised = key_normalise(raw_key)
+    api_key, _ = OrganizationApiKey.objects.update_or_create(
+        organization=organization,
+        defaults={
+            "ciphertext": crypto.encrypt(normalised.key),
+            "masked": normalised.masked,
+            "key_tier": normalised.key_tier,
+            "saved_by": user,
+        },
+    )
+    progress_mark(user=user, milestone="key_saved_at")  # the owner saved a key: the funnel's and the organization's
+    logger.info("organization key saved organization=%s user=%s key=%s", organization.pk, user.pk, normalised.masked)
+    return api_key, normalised
+
+
+def organization_key_forget(*, user: AbstractBaseUser) -> bool:
+    organization = _owned_organization(user)
+    deleted, _ = OrganizationApiKey.objects.filter(organization=organization).delete()
+    logger.info("organization key forgotten organization=%s user=%s", organization.pk, user.pk)
+    return bool(deleted)
+
+
+def api_key_reveal(api_key: ApiKey | OrganizationApiKey) -> str:
     """The plain key, for the registry call only. Re-encrypts an old ciphertext after a key rotation."""
     plain = crypto.decrypt(api_key.ciphertext)
     if not crypto.is_current(api_key.ciphertext):
-        ApiKey.objects.filter(pk=api_key.pk).update(ciphertext=crypto.encrypt(plain))
+        type(api_key).objects.filter(pk=api_key.pk).update(ciphertext=crypto.encrypt(plain))
     return plain
 
 
-def _saved_key(user: AbstractBaseUser) -> ApiKey:
-    api_key = ApiKey.objects.filter(user=user).first()
+def _saved_key(user: AbstractBaseUser) -> ApiKey | OrganizationApiKey:
+    api_key = selectors.run_key_for(user=user)
     if api_key is None:
         raise NoApiKey("Save your API key first.")
     return api_key
 
 
-def _check_run_new(*, user: AbstractBaseUser, kind: str, api_key: ApiKey, model_name: str) -> CheckRun:
-    """A queued run against the configured registry; its queue grace starts now (see lifecycle)."""
+def _key_of_run(run: CheckRun) -> ApiKey | OrganizationApiKey | None:
+    """The key a run was started with, as saved now: the organization's while its runner is still a member
+    of it, else the runner's own (None when forgotten since: the first step says so)."""
+    if run.key_source == CheckRun.KeySource.ORGANIZATION:
+        return OrganizationApiKey.objects.filter(
+            organization_id=run.organization_id, organization__memberships__user_id=run.user_id
+        ).first()
+    return ApiKey.objects.filter(user_id=run.user_id).first()
+
+
+def _check_run_new(
+    *, user: AbstractBaseUser, kind: str, api_key: ApiKey | OrganizationApiKey, model_name: str
+) -> CheckRun:
+    """A queued run against the configured registry; its queue grace starts now (see lifecycle). It records
+    who ran it, in which organization, and which key (masked, and whose)."""
+    membership = membership_of(user=user)
     return CheckRun.objects.create(
         user=user,
-        kind=kind,
+        organization=membership.organization if membership else None,
+        key_source=CheckRun.KeySource.ORGANIZATION
+        if isinstance(api_key, OrganizationApiKey)
+        else CheckRun.KeySource.PERSONAL,
         registry_url=settings.HOKUSAI_REGISTRY_URL,
+        kind=kind,
         key_masked=api_key.masked,
         model_name=model_name.strip(),
         deadline_at=timezone.now() + timedelta(seconds=lifecycle.QUEUE_GRACE_SECONDS),
@@ -176,7 +249,7 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
     run = lifecycle.check_run_claim(run_id=run_id, worker=lifecycle.worker_name(), deadline_seconds=deadline)
     if run is None:
         return None
-    api_key = ApiKey.objects.filter(user=run.user).first()
+    api_key = _key_of_run(run)
     plain = api_key_reveal(api_key) if api_key else ""  # forgotten since submit: the first step says so
     if run.kind == CheckRun.Kind.REGISTRATION:
         registration = run.registration
@@ -271,10 +344,11 @@ def _answer(response) -> dict:
     return json_body(response)
 
 
-def _read_with_saved_key(user: AbstractBaseUser, registry_url: str, read: Callable[[RegistryClient], T]):
+def _read_with_saved_key(
+    api_key: ApiKey | OrganizationApiKey | None, registry_url: str, read: Callable[[RegistryClient], T]
+):
     """(what `read` returns, None), or (None, why not): no saved key, a refused read, a network failure.
-    A page's live read of the registry with the developer's own key: short timeouts, never a 500."""
-    api_key = ApiKey.objects.filter(user=user).first()
+    A page's live read of the registry with the developer's (or organization's) key: short timeouts, never a 500."""
     if api_key is None:
         return None, NO_SAVED_KEY
     client = RegistryClient(registry_url, api_key_reveal(api_key), deadline=Deadline(READ_BACK_SECONDS))
@@ -303,7 +377,9 @@ def registered_version_read(*, registration: Registration) -> VersionReadBack:
             tags=version_tags(version),
         )
 
-    found, problem = _read_with_saved_key(registration.user, registration.check_run.registry_url, read)
+    found, problem = _read_with_saved_key(
+        _key_of_run(registration.check_run), registration.check_run.registry_url, read
+    )
     return found or VersionReadBack(problem=problem)
 
 
@@ -379,5 +455,5 @@ def run_picker_page(*, user: AbstractBaseUser, query: str = "", page_token: str 
             )
         return page
 
-    found, problem = _read_with_saved_key(user, settings.HOKUSAI_REGISTRY_URL, read)
+    found, problem = _read_with_saved_key(selectors.run_key_for(user=user), settings.HOKUSAI_REGISTRY_URL, read)
     return found or RunPickerPage(query=query, problem=problem)

@@ -1,27 +1,35 @@
 import base64
-import os
 import threading
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.roles import Role, has_role, role_required
 from hokusai_portal.htmx import HtmxHttpRequest
-from status import selectors as status_selectors
-from triage import reports
+from organizations.selectors import membership_of
 
 from . import environment as environment_reports
-from . import selectors, services
+from . import health, selectors, services, signals, waiting
 from .diagnosis import CAUSES
-from .forms import ApiKeyForm, ConnectivityCheckForm, EnvironmentReportForm, ProblemEnvironmentForm, RegistrationForm
+from .forms import ApiKeyForm, ConnectivityCheckForm, EnvironmentReportForm, RegistrationForm
 from .keys import KeyFormatError
+from .models import OrganizationApiKey
+
+
+def organization_key_of(organization) -> OrganizationApiKey | None:
+    return OrganizationApiKey.objects.filter(organization=organization).first()
+
 
 RUNS_PER_PAGE = 25
 onboarding_role = role_required(Role.DEVELOPER, Role.SUPPORT)
@@ -53,7 +61,56 @@ def key(request: HttpRequest):
             return response
         except KeyFormatError as error:
             form.add_error("api_key", str(error))
+        except services.EmailNotVerified as error:
+            form.add_error(None, str(error))
+            return render(request, "onboarding/key.html", {"form": form, **state, "current": "key"}, status=403)
     return render(request, "onboarding/key.html", {"form": form, **state, "current": "key"})
+
+
+def _organization_owner(request: HttpRequest):
+    """The organization's key pages: its owner only (a member 403, no organization 404)."""
+    membership = membership_of(user=request.user)
+    if membership is None:
+        raise Http404("No organization")
+    if not membership.is_owner:
+        raise PermissionDenied
+    return membership.organization
+
+
+@onboarding_role
+@require_http_methods(["GET", "POST"])
+def organization_key(request: HttpRequest):
+    """The owner saves, replaces or forgets the company's key; members run checks with it, never see it."""
+    organization = _organization_owner(request)
+    form = ApiKeyForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        try:
+            if form.is_valid():
+                _, normalised = services.organization_key_save(user=request.user, raw_key=form.cleaned_data["api_key"])
+                for notice in normalised.notices:
+                    messages.info(request, notice)
+                messages.success(request, f"Saved {organization.name}'s key {normalised.masked}.")
+                return redirect("onboarding:organization_key")
+        except services.KeySubmissionRateLimited as error:
+            form.add_error(None, str(error))
+            status = 429
+        except KeyFormatError as error:
+            form.add_error("api_key", str(error))
+        except services.EmailNotVerified as error:
+            form.add_error(None, str(error))
+            status = 403
+    context = {"form": form, "organization": organization, "organization_key": organization_key_of(organization)}
+    return render(request, "onboarding/organization_key.html", context, status=status)
+
+
+@onboarding_role
+@require_POST
+def organization_key_forget(request: HttpRequest):
+    _organization_owner(request)
+    if services.organization_key_forget(user=request.user):
+        messages.success(request, "The organization's key was deleted from the portal.")
+    return redirect("onboarding:organization_key")
 
 
 @onboarding_role
@@ -81,27 +138,58 @@ def connectivity(request: HttpRequest):
     return render(request, "onboarding/connectivity.html", {"form": form, **state, "current": "connectivity"})
 
 
-# Long polls held at once per web process: each holds a thread. Past this, a page polls every 500 ms.
-LONG_POLL_SLOTS = threading.BoundedSemaphore(int(os.getenv("CHECK_LONG_POLL_SLOTS", "2")))
+# The sync path (WEB_SERVER=wsgi): long polls held at once per web process, each holding a thread. Past
+# this, a page polls every 500 ms. The ASGI path (the default) waits on a notification, holding no thread.
+LONG_POLL_SLOTS = threading.BoundedSemaphore(settings.CHECK_LONG_POLL_SLOTS)
 LONG_POLL_SECONDS = 20
+# An ASGI wait holds no thread: it may last longer (under the 60 s a proxy commonly allows an idle answer),
+# so 1,000 pages re-ask ~20 times a second, not 50.
+ASGI_LONG_POLL_SECONDS = 45
+check_run_roles = (Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # read-only for others: the forms are the owner's
 
 
-@role_required(Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # read-only for others: the forms are the owner's
-def check_run(request: HtmxHttpRequest, run_id: int):
+async def check_run(request: HtmxHttpRequest, run_id: int):
     """A check's page. Its htmx partial is long-polled: `?seen=<state>` is answered as soon as the run's
-    state differs (a step saved, the verdict), or after LONG_POLL_SECONDS; with no slot free, at once,
-    and the page falls back to polling every 500 ms. A plain reload shows the same."""
-    run = selectors.check_run_get_for(user=request.user, run_id=run_id)
+    state differs (a step saved, the verdict), or with 204 when the wait runs out with nothing new (nothing
+    rendered; static/js/portal.js asks again at once). Under ASGI the wait is an await on the run's change
+    notification (onboarding/waiting.py), ASGI_LONG_POLL_SECONDS; under WSGI it holds a thread, one of
+    CHECK_LONG_POLL_SLOTS, for LONG_POLL_SECONDS, and with none free it answers at once and the page polls
+    every 500 ms. With JavaScript off the page refreshes itself until the verdict; a plain reload shows the
+    same."""
     long_poll = True
-    if request.htmx and (seen := request.GET.get("seen")) is not None and not run.is_finished:
-        if LONG_POLL_SLOTS.acquire(blocking=False):
-            try:
-                selectors.check_run_wait(run_id=run.pk, seen=seen[:60], timeout=LONG_POLL_SECONDS)
-            finally:
-                LONG_POLL_SLOTS.release()
-            run = selectors.check_run_get_for(user=request.user, run_id=run_id)  # as it is after the wait
+    seen = request.GET.get("seen") if request.htmx else None
+    if seen is not None and await sync_to_async(_check_run_waitable)(request, run_id):
+        seen = seen[:60]
+        if isinstance(request, ASGIRequest):
+            state = await waiting.check_run_changed(run_id, seen=seen, timeout=ASGI_LONG_POLL_SECONDS)
         else:
-            long_poll = False  # every slot is taken: answer now, and the page polls again in 500 ms
+            state = await sync_to_async(_check_run_wait_in_thread)(run_id, seen)
+            long_poll = state is not None
+        if state == seen:
+            return HttpResponse(status=204)  # nothing new: the page asks again (portal.js)
+    return await sync_to_async(_check_run_page)(request, run_id, long_poll=long_poll)
+
+
+def _check_run_waitable(request: HttpRequest, run_id: int) -> bool:
+    """Only a visitor who may see the run waits on it (anyone else is answered by _check_run_page)."""
+    if not request.user.is_authenticated or not has_role(request.user, *check_run_roles):
+        return False
+    return not selectors.check_run_get_for(user=request.user, run_id=run_id).is_finished
+
+
+def _check_run_wait_in_thread(run_id: int, seen: str) -> str | None:
+    """The state after the wait; None when every slot is taken (answer now, the page polls in 500 ms)."""
+    if not LONG_POLL_SLOTS.acquire(blocking=False):
+        return None
+    try:
+        return selectors.check_run_wait(run_id=run_id, seen=seen, timeout=LONG_POLL_SECONDS)
+    finally:
+        LONG_POLL_SLOTS.release()
+
+
+@role_required(*check_run_roles)
+def _check_run_page(request: HtmxHttpRequest, run_id: int, *, long_poll: bool):
+    run = selectors.check_run_get_for(user=request.user, run_id=run_id)
     steps = list(run.steps.all())
     context = {
         "run": run,
@@ -114,8 +202,6 @@ def check_run(request: HtmxHttpRequest, run_id: int):
         "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,
         "run_cause": CAUSES.get(run.cause, ("", "")),
         **selectors.registration_result(run=run),
-        # A failure others reported too: named before anything else, with "This is me too".
-        "known_issue": reports.known_issue(run=run, user=request.user) if run.user_id == request.user.pk else None,
         # Offered for attaching to a problem report: only on the final state of the owner's failed run.
         "latest_environment": (
             selectors.environment_reports_for(user=request.user).first()
@@ -123,14 +209,14 @@ def check_run(request: HtmxHttpRequest, run_id: int):
             else None
         ),
     }
+    # From the apps above: a known issue the failure matches (triage), a degraded component (status).
+    context |= signals.check_page_context_for(run=run, user=request.user, full_page=not request.htmx)
     if request.htmx:
         response = render(request, "onboarding/check_run.html#run", context)
         if run.is_finished:  # 286: htmx stops polling (and still swaps in the final state)
             response.status_code = HttpResponseStopPolling.status_code
         return response
     wizard = selectors.onboarding_state(user=request.user)
-    # What the check depends on, from the status page's probes: a degraded component is named first.
-    context["platform_degraded"] = status_selectors.degraded_for({"gateway", "registry", "artifacts"})
     current = "registration" if run.kind == run.Kind.REGISTRATION else "connectivity"
     if current == "registration" and run.status == run.Status.PASSED:
         current = "done"
@@ -164,7 +250,9 @@ def history(request: HttpRequest):
             "page": page,
             "filters": filters,
             "query": query.urlencode(),
-            "show_user": has_role(request.user, Role.SUPPORT, Role.MANAGER),
+            # who ran each: for staff, and for a member reading their organization's runs
+            "show_user": has_role(request.user, Role.SUPPORT, Role.MANAGER)
+            or membership_of(user=request.user) is not None,
         },
     )
 
@@ -225,33 +313,6 @@ def registered_version(request: HttpRequest, registration_id: int):
     tag_rows = [(key, read.tags.get(key), registration.tags.get(key)) for key in keys]
     context = {**state, "current": "done", "registration": registration, "read": read, "tag_rows": tag_rows}
     return render(request, "onboarding/registered_version.html", context)
-
-
-@onboarding_role
-@require_POST
-def report_problem(request: HttpRequest, run_id: int):
-    run = selectors.check_run_owned_by(user=request.user, run_id=run_id)
-    form = ProblemEnvironmentForm(request.POST, request.FILES, user=request.user)
-    try:
-        with transaction.atomic():  # a refused environment report refuses the whole problem report
-            environment_report = _problem_environment(request, form)
-            investigation, created = reports.problem_report(
-                run=run,
-                reporter=request.user,
-                consent_rerun=request.POST.get("consent_rerun") == "on",
-                note=request.POST.get("note", "")[:5000],
-                environment=environment_report,
-            )
-    except (reports.ReportError, environment_reports.ReportInvalid) as error:
-        messages.error(request, f"Nothing was sent: {error}")
-        return redirect("onboarding:check_run", run_id=run_id)
-    if created:
-        messages.success(
-            request, f"Reported as {investigation.number}. Support will look at it; follow it under My reports."
-        )
-    else:
-        messages.success(request, f"Others hit this too: your report was added to {investigation.number}.")
-    return redirect("triage:detail", pk=investigation.pk)
 
 
 @require_http_methods(["GET", "HEAD"])
@@ -330,15 +391,8 @@ def environment_report(request: HttpRequest, report_id: int):
     )
 
 
-def _problem_environment(request: HttpRequest, form: ProblemEnvironmentForm):
-    """The environment report to attach to a problem report: a pasted or uploaded one (saved now), or one
-    of the reporter's own saved reports, or none. Raises ReportInvalid."""
-    if not form.is_valid():
-        raise environment_reports.ReportInvalid(
-            " ".join(message for errors in form.errors.values() for message in errors)
-        )
-    data = form.cleaned_data
-    if (data["environment_text"] or "").strip() or data["environment_file"] is not None:
-        text = environment_reports.report_text_from(pasted=data["environment_text"], upload=data["environment_file"])
-        return environment_reports.environment_report_save(user=request.user, text=text)
-    return data["attach_environment"]
+@never_cache
+@require_GET
+def healthz(request: HttpRequest):
+    report = health.health_report()
+    return JsonResponse(report, status=200 if report["ok"] else 503)

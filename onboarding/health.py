@@ -1,4 +1,4 @@
-"""Probes for /healthz: each proves its part works, not merely that it answers.
+"""Probes for /healthz and the status page's portal-side components (status.probes): each proves its part works, not merely that it answers.
 
 - database: a write (a heartbeat row inserted, then rolled back): a read-only database fails it;
 - broker: a uniquely named message published to a uniquely named queue, read back, the queue deleted:
@@ -13,13 +13,13 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu import Exchange, Producer, Queue
 
-from onboarding import lifecycle
-from onboarding.models import WorkerHeartbeat
-from onboarding.registry_client import Deadline, RegistryClient
+from . import lifecycle
+from .models import WorkerHeartbeat
+from .registry_client import Deadline, RegistryClient
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -32,7 +32,7 @@ class _RolledBack(Exception):
     pass
 
 
-def _timed(probe: Callable[[], dict | None]) -> dict:
+def timed(probe: Callable[[], dict | None]) -> dict:
     started = time.perf_counter()
     try:
         extra = probe() or {}
@@ -46,16 +46,21 @@ def _timed(probe: Callable[[], dict | None]) -> dict:
     return result
 
 
-def _database() -> None:
+def probe_database() -> None:
     try:
         with transaction.atomic():
             WorkerHeartbeat.objects.create(name=f"healthz-probe-{uuid.uuid4().hex}", pid=0, beat_at=timezone.now())
             raise _RolledBack
     except _RolledBack:
         pass
+    except Exception:
+        # Not reused: a connection opened while the database refused writes keeps refusing (a read-only
+        # session); /healthz and the requests after it must see the database as it is now.
+        connection.close()
+        raise
 
 
-def _broker() -> None:
+def probe_broker() -> None:
     from hokusai_portal.celery import app
 
     name = f"portal.healthz.{uuid.uuid4().hex}"
@@ -78,7 +83,7 @@ def _broker() -> None:
                 queue.delete()
 
 
-def _workers() -> dict:
+def probe_workers() -> dict:
     alive = lifecycle.workers_alive()
     if not alive:
         raise ProbeFailed(f"no worker heartbeat in the last {lifecycle.LEASE_SECONDS} s")
@@ -86,7 +91,7 @@ def _workers() -> dict:
     return {"alive": alive, "last_beat_age_s": round((timezone.now() - newest).total_seconds(), 1)}
 
 
-def _registry() -> None:
+def probe_registry() -> None:
     # The checks' own client: the same trust store (HOKUSAI_REGISTRY_CA_BUNDLE), timeouts and no retries.
     client = RegistryClient(settings.HOKUSAI_REGISTRY_URL, "", deadline=Deadline(PROBE_TIMEOUT_SECONDS))
     try:
@@ -97,10 +102,10 @@ def _registry() -> None:
 
 def health_report() -> dict:
     checks = {
-        "database": _timed(_database),
-        "broker": _timed(_broker),
-        "workers": _timed(_workers),
-        "registry": _timed(_registry),
+        "database": timed(probe_database),
+        "broker": timed(probe_broker),
+        "workers": timed(probe_workers),
+        "registry": timed(probe_registry),
     }
     failing = [name for name, check in checks.items() if not check["ok"]]
     return {"ok": not failing, "failing": failing, "checks": checks}
