@@ -34,10 +34,14 @@ production: $(VENV)/.runtime-installed
 	PORTAL_ENV=production $(PY) manage.py collectstatic --noinput -v 0
 	PORTAL_ENV=production exec $(PY) -m hokusai_portal.supervise production
 
+# Two test processes (pytest-xdist): each has its own database and broker (tests/conftest.py).
+PYTEST_ARGS ?= -n 2
+
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports

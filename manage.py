@@ -5,6 +5,9 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hokusai_portal.settings")
+    from hokusai_portal import runtime
+
+    runtime.prepare()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

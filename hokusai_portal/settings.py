@@ -4,21 +4,32 @@ embedded defaults that run the whole portal on one machine with no services
 
 import os
 import re
-import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from hokusai_portal import logs, runtime
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# Every variable is read here, through these helpers (nowhere else in the code), and a bad value is named.
+# Importing settings creates no folder (runtime.prepare() does, called by every entry point); in development
+# it may generate the secrets once (runtime.dev_secret).
 def envbool(name: str, default: str) -> bool:
-    return os.getenv(name, default).strip().lower() in ("1", "true", "yes", "on")
+    value = os.getenv(name, default).strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        raise ImproperlyConfigured(f"{name} must be true or false (1/0, yes/no, on/off), not {value!r}")
+    return value in ("1", "true", "yes", "on")
 
 
 def envint(name: str, default: str) -> int:
-    return int(os.getenv(name, default))
+    value = os.getenv(name, default).strip()
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
 
 def envlist(name: str, default: str) -> list[str]:
@@ -26,8 +37,7 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 # Runtime state (SQLite file, broker folders, generated dev secrets) lives here.
-VAR_DIR = Path(os.getenv("PORTAL_VAR_DIR", BASE_DIR / "var")).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = runtime.var_dir()
 
 # `development` (the default: `make run`, the tests) generates its secrets under var/ and serves plain
 # HTTP on this machine; `production` (`make production`, any real deployment) takes every secret and
@@ -57,28 +67,18 @@ if PRODUCTION and (_refusals := _production_refusals()):
     raise ImproperlyConfigured("PORTAL_ENV=production refuses to start: " + "; ".join(_refusals) + ".")
 
 
-def _secret(name: str, make) -> str:
-    """Read a secret from the environment; in development, fall back to one generated
-    once and kept under var/ so restarts keep sessions and ciphertexts valid."""
+def _secret(name: str) -> str:
+    """A secret from the environment; in development, the one runtime.prepare() generated once under var/
+    (restarts keep sessions and ciphertexts valid)."""
     value = os.getenv(name, "").strip()
-    if value:
+    if value or PRODUCTION:
         return value
-    path = VAR_DIR / f"dev-{name.lower().replace('_', '-')}"
-    if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return runtime.dev_secret(VAR_DIR, name)
 
 
-def _fernet_key() -> str:
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
-
-
-SECRET_KEY = _secret("SECRET_KEY", lambda: secrets.token_urlsafe(50))
+SECRET_KEY = _secret("SECRET_KEY")
 # Comma-separated Fernet keys: the first encrypts, every one decrypts (rotation).
-FIELD_ENCRYPTION_KEYS = [k.strip() for k in _secret("FIELD_ENCRYPTION_KEYS", _fernet_key).split(",") if k.strip()]
+FIELD_ENCRYPTION_KEYS = [k.strip() for k in _secret("FIELD_ENCRYPTION_KEYS").split(",") if k.strip()]
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
@@ -93,21 +93,27 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "accounts",
+    "organizations",  # a third-party company: members, invitations (issue 24)
     "onboarding",
     "triage",
     "dashboard",
     "status",
     "notifications",
     "webhooks",
+    # The public API (/api/v1/, django-ninja: "ninja" for its bundled Swagger UI files, served from here).
+    "ninja",
+    "api",
 ]
+if not PRODUCTION:  # demo_setup: the demo users and the seeded local registry of `make run`
+    INSTALLED_APPS.append("devstack")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hokusai_portal.middleware.ContentSecurityPolicy",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "hokusai_portal.middleware.StaticFiles",  # WhiteNoise, async-capable (the ASGI path holds no thread)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "hokusai_portal.middleware.RefuseNulBytes",
+    "hokusai_portal.middleware.RefuseMalformedInput",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -161,6 +167,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
     # Web, worker and admin commands write concurrently: wait instead of "database is locked".
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+# Launch-day scale (issue 27). DATABASE_POOL=<size> (hokusai_portal/asgi.py sets it for the ASGI web
+# process): Django's ASGI handler runs each request's sync code on a thread of its own, so connections
+# cannot persist per thread; a psycopg_pool pool per process lends them instead (PostgreSQL only).
+DATABASE_POOL = envint("DATABASE_POOL", "0")
+if DATABASE_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them (checked before lending: CONN_HEALTH_CHECKS)
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": DATABASE_POOL, "timeout": 10}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -183,7 +196,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
 # Development serves static files from the apps' folders; production from `collectstatic`'s hashed copies.
 WHITENOISE_USE_FINDERS = not PRODUCTION
 STORAGES = {
@@ -212,11 +224,10 @@ if envbool("SECURE_PROXY_SSL_HEADER", "False"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Celery: embedded default is kombu's filesystem transport under var/ (no service needed).
-BROKER_DIR = VAR_DIR / "broker"
+# The filesystem broker's folders (PORTAL_BROKER_DIR: a test process of its own under pytest-xdist).
+BROKER_DIR = Path(os.getenv("PORTAL_BROKER_DIR", str(VAR_DIR / "broker"))).resolve()
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("in", "processed", "control"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "in"),
         "data_folder_out": str(BROKER_DIR / "in"),
@@ -239,11 +250,6 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # Periodic work, one `celery beat` per deployment. The sweep ends or re-queues runs whose worker is gone
 # (onboarding/lifecycle.py); a sweep older than its period is dropped, not run late.
 CELERY_BEAT_SCHEDULE = {
-    "check-runs-sweep": {
-        "task": "onboarding.check_runs_sweep",
-        "schedule": envint("CHECK_RUNS_SWEEP_SECONDS", "1"),
-        "options": {"expires": 5},
-    },
     # The status page's synthetic probes (status/probes.py) and their retention.
     "status-probes": {
         "task": "status.probes_run",
@@ -267,6 +273,9 @@ CELERY_BEAT_SCHEDULE = {
     "digests-send": {"task": "notifications.digests_send", "schedule": 24 * 3600, "options": {"expires": 3600}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# The run sweep runs in beat's own process (onboarding/worker.py), not as a task a worker must take: it judges
+# the workers, so it cannot depend on them.
+CHECK_RUNS_SWEEP_SECONDS = envint("CHECK_RUNS_SWEEP_SECONDS", "1")
 
 # The registry the portal checks against: operator settings only, never user input (no SSRF).
 HOKUSAI_REGISTRY_URL = os.getenv("HOKUSAI_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/")
@@ -285,8 +294,8 @@ EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", "25")
 EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = os.getenv("EMAIL_USE_TLS", "0") == "1"
-EMAIL_USE_SSL = os.getenv("EMAIL_USE_SSL", "0") == "1"
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "0")
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", "0")
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "10")
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Hokusai portal <portal@localhost>")
 # Links in email point here (the portal's public address).
@@ -295,6 +304,10 @@ PORTAL_BASE_URL = os.getenv("PORTAL_BASE_URL", f"http://127.0.0.1:{os.getenv('PO
 # The status page's probes call the registry with this service key (an operator's read-only key; never shown).
 # Empty: the gateway, registry and artifact store are shown as not monitored.
 STATUS_PROBE_API_KEY = os.getenv("STATUS_PROBE_API_KEY", "")
+# Or a file holding it (a mounted secret). Development: the local registry's reader key, written by demo_setup.
+STATUS_PROBE_API_KEY_FILE = os.getenv(
+    "STATUS_PROBE_API_KEY_FILE", "" if PRODUCTION else str(VAR_DIR / "status-probe-key")
+)
 # /status/, /status.json and the badges share one computed summary for this many seconds.
 STATUS_CACHE_SECONDS = envint("STATUS_CACHE_SECONDS", "10")
 # The SDK build developers should have (a git commit of hokusai-ml-platform, 7-40 hex digits): the environment
@@ -305,13 +318,14 @@ if HOKUSAI_SDK_COMMIT and not re.fullmatch(r"[0-9a-fA-F]{7,40}", HOKUSAI_SDK_COM
         f"HOKUSAI_SDK_COMMIT must be a git commit (7 to 40 hex digits), not {HOKUSAI_SDK_COMMIT!r}"
     )
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-}
+# Log lines (hokusai_portal/logs.py): LOG_FORMAT=json gives one JSON object per line with the request, user,
+# run and trace ids; plain (the default) gives readable lines. Keys and tokens are masked in either.
+LOG_FORMAT = os.getenv("LOG_FORMAT", "plain").strip().lower() or "plain"
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+LOGGING = logs.logging_config(LOG_FORMAT, os.getenv("LOG_LEVEL", "INFO"))
+if LOG_FORMAT == "json":  # a Celery worker keeps Django's handlers (JSON) instead of its own text format
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Cache (rate limits): per-process memory by default; share one across web processes with CACHE_URL=redis://...
 CACHE_URL = os.getenv("CACHE_URL", "")
@@ -322,7 +336,146 @@ CACHES = {
 }
 
 # Proxies in front that append to X-Forwarded-For (a load balancer: 1). 0: the client is REMOTE_ADDR.
-TRUSTED_PROXY_HOPS = int(os.getenv("TRUSTED_PROXY_HOPS", "0"))
+TRUSTED_PROXY_HOPS = envint("TRUSTED_PROXY_HOPS", "0")
+
+# Check pages that may long-poll at once per web process (each holds a thread while it waits); past that, a
+# page polls every 500 ms.
+CHECK_LONG_POLL_SLOTS = envint("CHECK_LONG_POLL_SLOTS", "2")
 
 # Read-only tokens for GET /api/status (comma-separated), for tools without a session.
 STATUS_API_TOKENS = envlist("STATUS_API_TOKENS", "")
+# The public API: requests per minute each access token may make (a sliding window; past it, 429 + Retry-After).
+API_TOKEN_REQUESTS_PER_MINUTE = envint("API_TOKEN_REQUESTS_PER_MINUTE", "120")
+
+# --- Accounts on django-allauth: verified email, reset, MFA (TOTP, passkeys, recovery codes), staff OIDC,
+# sessions. See accounts/adapter.py for what the portal adds (roles, rate-limit keys, mail hand-off).
+INSTALLED_APPS += [
+    "django.contrib.humanize",  # allauth's MFA and sessions pages use it
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.usersessions",
+]
+MIDDLEWARE += [
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.UserSessions",  # allauth's UserSessionsMiddleware, async-capable
+    # Support, managers and administrators who signed in with a password are sent to enrol a second factor.
+    "accounts.middleware.StaffMultiFactorRequired",
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
+SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
+MFA_ADAPTER = "accounts.adapter.MultiFactorAdapter"
+# Developers sign up with an email; demo and operator-made accounts also sign in with their username.
+ACCOUNT_LOGIN_METHODS = {"email", "username"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "optional"  # sign in at once; saving a key or getting mail waits for it
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # mail scanners open links: the link shows a button that POSTs
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
+ACCOUNT_CHANGE_EMAIL = True  # one address; a new one replaces the old only once verified
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # password and email changes are told to the account's address
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False  # a link, confirmed by a form POST, valid PASSWORD_RESET_TIMEOUT
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_TIMEOUT", str(3 * 3600))
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # Django keeps this session; usersessions ends the others
+USERSESSIONS_TRACK_ACTIVITY = True
+ACCOUNT_SESSION_REMEMBER = None  # the "Remember me" box
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Hokusai Portal] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Rate limits (allauth's, sliding per rate; the sign-in keys are the adapter's: accounts/adapter.py).
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",  # a throttle per address: an office behind one NAT slows down, is never locked out
+    "login_failed": "5/15m/key",  # per account+address, or per account+known browser (device cookie)
+    "login_failed_account": "20/15m/key",  # per account, from browsers that never signed in to it
+    "signup": "10/h/ip",
+    "reset_password": "10/h/ip,3/h/key",
+    "reset_password_from_key": "20/m/ip",
+    "confirm_email": "1/3m/key",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "Hokusai Portal"
+MFA_RECOVERY_CODE_COUNT = 10
+# WebAuthn wants HTTPS; development serves plain HTTP on 127.0.0.1.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not PRODUCTION
+# Staff single sign-on with OpenID Connect, configured from the environment (off while OIDC_ISSUER is empty).
+OIDC_ISSUER = os.getenv("OIDC_ISSUER", "").strip().rstrip("/")
+OIDC_NAME = os.getenv("OIDC_NAME", "your company").strip()
+OIDC_ROLE_CLAIM = os.getenv("OIDC_ROLE_CLAIM", "groups").strip()
+OIDC_SUPPORT_GROUPS = envlist("OIDC_SUPPORT_GROUPS", "")
+OIDC_MANAGER_GROUPS = envlist("OIDC_MANAGER_GROUPS", "")
+SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": []}}
+if OIDC_ISSUER:
+    SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"].append(
+        {
+            "provider_id": "sso",
+            "name": OIDC_NAME,
+            "client_id": os.getenv("OIDC_CLIENT_ID", ""),
+            "secret": os.getenv("OIDC_CLIENT_SECRET", ""),
+            "settings": {"server_url": OIDC_ISSUER, "oauth_pkce_enabled": True},
+        }
+    )
+SOCIALACCOUNT_ONLY = False
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the button POSTs (CSRF), a link cannot start a sign-in
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_STORE_TOKENS = False
+# An existing local account is reached by email only when the provider says the address is verified.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_QUERY_EMAIL = True
+
+# Operations (issue 26): Prometheus metrics at /metrics (django-prometheus's request metrics around every
+# other middleware, the portal's hokusai_* in hokusai_portal/metrics.py), the audit trail.
+INSTALLED_APPS += ["django_prometheus", "auditlog", "operations"]
+MIDDLEWARE = [
+    "hokusai_portal.tracing.TraceRequests",  # OpenTelemetry's server span (only with OTEL_EXPORTER_OTLP_ENDPOINT)
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# The ids every log line of a request carries (after the session and user are known).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "hokusai_portal.logs.RequestContext",
+)
+# The audit trail (operations/audit.py, django-auditlog): who changed what, from where; secrets fingerprinted.
+MIDDLEWARE.insert(MIDDLEWARE.index("hokusai_portal.logs.RequestContext") + 1, "operations.audit.AuditMiddleware")
+AUDITLOG_MASK_CALLABLE = "operations.audit.mask"
+AUDITLOG_CID_GETTER = "operations.audit.correlation_id"
+# The bearer token Prometheus scrapes /metrics with; empty: /metrics does not exist (404).
+METRICS_TOKEN = os.getenv("METRICS_TOKEN", "").strip()
+
+# Error reports (issue 26): SENTRY_DSN turns on sentry-sdk (Django, Celery) in every process that loads these
+# settings; keys, tokens, cookies, passwords and report notes are scrubbed before an event leaves
+# (hokusai_portal/error_reports.py). Empty: off, sentry_sdk not even imported.
+SENTRY_DSN = os.getenv("SENTRY_DSN", "").strip()
+if SENTRY_DSN and not re.fullmatch(r"https?://[^@/\s]+@[^/\s]+/\S+", SENTRY_DSN):
+    raise ImproperlyConfigured("SENTRY_DSN must be a Sentry DSN (https://<public key>@<host>/<project id>)")
+SENTRY_ENVIRONMENT = os.getenv("SENTRY_ENVIRONMENT", "").strip() or PORTAL_ENV
+try:
+    SENTRY_TRACES_SAMPLE_RATE = float(os.getenv("SENTRY_TRACES_SAMPLE_RATE", "0").strip() or "0")
+except ValueError:
+    SENTRY_TRACES_SAMPLE_RATE = -1.0
+if not 0 <= SENTRY_TRACES_SAMPLE_RATE <= 1:
+    raise ImproperlyConfigured(
+        f"SENTRY_TRACES_SAMPLE_RATE must be a number from 0 to 1, not {os.getenv('SENTRY_TRACES_SAMPLE_RATE')!r}"
+    )
+if SENTRY_DSN:
+    from hokusai_portal import error_reports
+
+    error_reports.setup(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+        role=os.getenv("PORTAL_PROCESS", "").strip(),
+    )

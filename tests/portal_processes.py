@@ -115,11 +115,11 @@ class PortalUser(requests.Session):
         )
 
     def sign_in(self, username: str, password: str) -> None:
-        response = self.form_post("/accounts/login/", {"username": username, "password": password})
+        response = self.form_post("/accounts/login/", {"login": username, "password": password})
         assert "/accounts/login/" not in response.url, "sign-in failed"
 
     def sign_up(self, email: str, password: str) -> None:
-        response = self.form_post("/accounts/signup/", {"email": email, "password": password})
+        response = self.form_post("/accounts/signup/", {"email": email, "password1": password})
         assert response.status_code == 200 and "/onboarding/" in response.url, response.text[-2000:]
 
     def save_key(self, key: str) -> None:

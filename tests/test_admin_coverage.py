@@ -8,7 +8,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-PROJECT_APPS = ("accounts", "onboarding", "triage", "dashboard", "status", "notifications", "webhooks")
+from accounts.services import totp_enrol
+
+PROJECT_APPS = ("accounts", "onboarding", "triage", "dashboard", "status", "notifications", "webhooks", "api")
 
 
 def project_models():
@@ -26,6 +28,7 @@ def test_every_change_list_opens(alice):
 
     objects_owned_by(alice)  # a row of most kinds, so columns and filters render with data
     superuser = get_user_model().objects.create_superuser("root", "root@example.com", "a long enough passphrase")
+    totp_enrol(user=superuser)  # administrators need a second factor (accounts.middleware)
     client = Client()
     client.force_login(superuser)
     for model in project_models():

@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from onboarding import services as onboarding
 from onboarding.models import ApiKey
-from tests.conftest import CHROMIUM, PASSWORD, objects_owned_by
-from tests.test_malformed_input import url_patterns
+from tests.conftest import CHROMIUM, browser_sign_in, objects_owned_by
+from tests.test_malformed_input import url_kwargs, url_patterns
 from triage import services
 
 pytestmark = [
@@ -29,11 +29,7 @@ document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(
 
 
 def sign_in(page, base, username):
-    page.goto(f"{base}{reverse('accounts:login')}")
-    page.get_by_label("Username or email").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    browser_sign_in(page, base, username)
 
 
 def test_pages_keep_to_the_policy_and_still_work(browser_page, live_server, alice, bob, charlie):
@@ -54,17 +50,20 @@ def test_pages_keep_to_the_policy_and_still_work(browser_page, live_server, alic
         probe = page.request.get(f"{live_server.url}{path}")
         if probe.status == 405 or "text/html" not in probe.headers.get("content-type", ""):
             return  # a POST-only action, JSON or an image: no page to keep to the policy
+        errors_before = len(console_errors)
         response = page.goto(f"{live_server.url}{path}")
         assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", ""), path
         page.wait_for_load_state("networkidle")
         seen[path] = page.evaluate("window.__csp")
+        if probe.status in (401, 404):  # an answer the matrix expects (allauth's: no such code, no provider)
+            del console_errors[errors_before:]  # the browser logs the page's own status as an error
 
     sign_in(page, live_server.url, "bob")
     # Every page of the URLconf (generated: a new page is walked too), then the admin's.
     for name, converters in url_patterns():
         if name == "accounts:logout":
             continue
-        visit(reverse(name, kwargs={c: ids.get(name, ids[c]) for c in converters}))
+        visit(reverse(name, kwargs=url_kwargs(name, converters, ids)))
     for path in (reverse("admin:index"), reverse("admin:triage_investigation_change", args=[investigation.pk])):
         visit(path)
     # htmx swaps under the policy: the action item ticks off without a reload.

@@ -1,6 +1,6 @@
 """The whole journey in a real browser (Debian's chromium, driven by Playwright), three roles at once:
 
-a developer signs up, saves a key that cannot write, watches the check fail, tells support; a support
+a developer signs up, verifies their email, saves a key that cannot write, watches the check fail, tells support; a support
 engineer gives the verdict (reason and root cause together), replies to the reporter and leaves an
 internal note; the developer reads the reply (not the note, not the root cause), saves a writer key,
 passes the check, picks the run instead of typing its id, registers and lands on Done; support resolves
@@ -8,11 +8,13 @@ the investigation as fixed in one action; a manager follows a dashboard number t
 No page logs a console error."""
 
 import os
+import re
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.conftest import CHROMIUM, PASSWORD, browser_sign_in
 from triage.models import Investigation
 
 pytestmark = [
@@ -21,17 +23,6 @@ pytestmark = [
         not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
     ),
 ]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_three_roles_walk_the_journey(
@@ -48,18 +39,21 @@ def test_three_roles_walk_the_journey(
         return page
 
     def sign_in(page, username):
-        page.goto(f"{base}{reverse('accounts:login')}")
-        page.get_by_label("Username or email").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
+        browser_sign_in(page, base, username)
 
     # A developer signs up and saves a key that can read but not write.
     developer = person()
     developer.goto(f"{base}{reverse('accounts:signup')}")
     developer.get_by_label("Email").fill("newcomer@example.com")
     developer.get_by_label("Password").fill(PASSWORD)
-    developer.get_by_role("button", name="Create account").click()
+    developer.get_by_role("button", name="Sign Up", exact=True).click()
+    # No key is stored before the address is verified: the page says so; the emailed link asks to confirm.
+    developer.get_by_test_id("email-unverified").wait_for()
+    link = re.search(r"http://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body).group(0)
+    developer.goto(link)
+    developer.get_by_role("button", name="Confirm").click()
+    developer.goto(f"{base}{reverse('onboarding:key')}")
+    assert developer.get_by_test_id("email-unverified").count() == 0
     developer.get_by_label("API key").fill(devstack_keys["reader"])
     developer.get_by_role("button", name="Save key").click()
     developer.get_by_role("button", name="Run connectivity check").click()

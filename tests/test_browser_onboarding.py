@@ -6,7 +6,7 @@ import os
 import pytest
 
 from onboarding.models import CheckRun
-from tests.conftest import CHROMIUM, PASSWORD
+from tests.conftest import CHROMIUM, browser_sign_in
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -24,10 +24,9 @@ def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(
     requests_seen = []
     page.on("request", lambda request: requests_seen.append(request.url))
 
+    # allauth's sign-in page (with "Sign in with a passkey" beside it); staff then give their TOTP code.
+    browser_sign_in(page, live_server.url, "alice")
     page.goto(f"{live_server.url}/")
-    page.get_by_label("Username or email").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
     page.get_by_label("API key").fill(f"Bearer {devstack_keys['writer']}")
     page.get_by_role("button", name="Save key").click()

@@ -134,12 +134,12 @@ def test_a_report_holding_the_saved_key_is_refused_or_masked(alice):
 def test_a_problem_report_carries_the_environment_to_support(alice, bob, failing_report):
     ids = objects_owned_by(alice)
     answer = client_for(alice).post(
-        f"/onboarding/checks/{ids['run_id']}/report/", {"note": "stuck", "environment_text": failing_report}
+        f"/triage/reports/from-check/{ids['run_id']}/", {"note": "stuck", "environment_text": failing_report}
     )
     assert answer.status_code == 302
-    report = alice.problem_reports.exclude(environment=None).get()
+    report = alice.problem_reports.exclude(doctor_report=None).get()
     assert report.check_run_id == ids["run_id"]
-    assert report.environment.checks.filter(cause="MOCK_MODE_ENABLED", status="fail").exists()
+    assert report.doctor_report.checks.filter(cause="MOCK_MODE_ENABLED", status="fail").exists()
     page = client_for(bob).get(f"/triage/{report.investigation_id}/").content.decode()
     assert 'data-testid="report-environment"' in page
     assert 'data-cause="MOCK_MODE_ENABLED" data-status="fail"' in page
@@ -150,7 +150,7 @@ def test_a_refused_environment_refuses_the_whole_problem_report(alice):
     ids = objects_owned_by(alice)
     before = alice.problem_reports.count()
     answer = client_for(alice).post(
-        f"/onboarding/checks/{ids['run_id']}/report/", {"note": "stuck", "environment_text": "not json"}, follow=True
+        f"/triage/reports/from-check/{ids['run_id']}/", {"note": "stuck", "environment_text": "not json"}, follow=True
     )
     assert "Nothing was sent: This is not JSON" in answer.content.decode()
     assert alice.problem_reports.count() == before
@@ -162,14 +162,14 @@ def test_only_ones_own_saved_report_can_be_attached(alice, dave):
     daves = objects_owned_by(dave)["report_id"]
     before = alice.problem_reports.count()
     refused = client_for(alice).post(
-        f"/onboarding/checks/{ids['run_id']}/report/", {"attach_environment": daves}, follow=True
+        f"/triage/reports/from-check/{ids['run_id']}/", {"attach_environment": daves}, follow=True
     )
     assert "That environment report is not one of yours." in refused.content.decode()
     assert alice.problem_reports.count() == before
     page = client_for(alice).get(f"/onboarding/checks/{ids['run_id']}/").content.decode()
     assert f'name="attach_environment" value="{ids["report_id"]}" checked' in page
-    client_for(alice).post(f"/onboarding/checks/{ids['run_id']}/report/", {"attach_environment": ids["report_id"]})
-    assert alice.problem_reports.filter(environment_id=ids["report_id"], check_run_id=ids["run_id"]).exists()
+    client_for(alice).post(f"/triage/reports/from-check/{ids['run_id']}/", {"attach_environment": ids["report_id"]})
+    assert alice.problem_reports.filter(doctor_report_id=ids["report_id"], check_run_id=ids["run_id"]).exists()
 
 
 def test_the_dashboards_top_failure_causes_include_the_doctors(alice, dave, charlie, failing_report):

@@ -196,14 +196,19 @@ def test_healthz_is_503_when_the_broker_folder_refuses_writes(client, devstack, 
         subprocess.run(["umount", str(folder)])
 
 
-@contextlib.contextmanager
-def read_only_database():
-    """This process's database connection refuses writes, as a read-only replica or volume does."""
+def refuse_writes() -> None:
+    """This process's database connection refuses writes, as a read-only replica or volume does. A 503 closes
+    the connection it came from (a new one sees the database as it is now): call it again before each request."""
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute("PRAGMA query_only = ON")
         else:
             cursor.execute("SET SESSION default_transaction_read_only = on")
+
+
+@contextlib.contextmanager
+def read_only_database():
+    refuse_writes()
     try:
         yield
     finally:
@@ -223,15 +228,15 @@ def test_a_read_only_database_is_a_503_that_says_so_and_healthz_names_it(
     with read_only_database():
         health = client.get("/healthz")
         assert health.status_code == 503 and health.json()["failing"] == ["database"], health.json()
+        refuse_writes()
         response = client.post(reverse("onboarding:connectivity"), {})
         assert response.status_code == 503
         page = response.content.decode()
         assert "The portal cannot save right now" in page and "Traceback" not in page
         assert response["Retry-After"] == "30"
         stranger = Client(raise_request_exception=False)
-        login = stranger.post(
-            reverse("accounts:login"), {"username": "alice", "password": "correct horse battery staple"}
-        )
+        refuse_writes()
+        login = stranger.post(reverse("accounts:login"), {"login": "alice", "password": "correct horse battery staple"})
         assert login.status_code == 503  # signing in saves a session: refused clearly, never a 500
     assert CheckRun.objects.count() == 0
 

@@ -25,6 +25,16 @@ for (const failure of ["htmx:sendError", "htmx:responseError", "htmx:timeout"]) 
   });
 }
 
+// A long poll whose wait ran out with nothing new answers 204 (nothing to swap, nothing rendered): ask again.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const element = event.detail && event.detail.elt;
+  const xhr = event.detail && event.detail.xhr;
+  if (!element || !xhr || xhr.status !== 204 || !element.hasAttribute || !element.hasAttribute("data-live-poll")) return;
+  if (document.body.contains(element)) {
+    window.htmx.ajax("GET", element.getAttribute("hx-get"), { source: element, target: element, swap: "outerHTML" });
+  }
+});
+
 // The run picker: "Use accuracy = 0.93" fills the registration form's model URI and metric, and shows the
 // run's value beside the baseline (the baseline itself stays the developer's to set).
 document.addEventListener("click", (event) => {
