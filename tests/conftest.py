@@ -48,6 +48,10 @@ def _broker_of_this_test_process() -> None:
         for sub in ("in", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         settings.BROKER_DIR = folder
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration (celery.app.utils.Settings
+    # .broker_url): with only app.conf changed, what this process sent with send_task or delay() went to the
+    # suite's base broker, where no session worker listens (CI sets the variable; a run without it did not see).
+    os.environ["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
     app.conf.broker_url = settings.CELERY_BROKER_URL
     app.conf.broker_transport_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
 

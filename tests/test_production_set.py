@@ -50,7 +50,10 @@ def private_broker_url(broker: str) -> str:
     if broker == "rabbitmq":
         return "amqp://guest:guest@127.0.0.1:5672//"
     suite = settings.CELERY_BROKER_URL
-    taken = {suite.rsplit("/", 1)[-1] or "0"} if suite.startswith("redis://") else set()
+    # The suite's base database and one per test process (conftest): a process whose worker has not started yet
+    # has an empty one too.
+    processes = int(os.getenv("PYTEST_XDIST_WORKER_COUNT", "1"))
+    taken = {str(db) for db in range(0, 2 + processes)} if suite.startswith("redis://") else set()
     for db in range(15, 0, -1):
         if str(db) not in taken and redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() == 0:
             return f"redis://127.0.0.1:6379/{db}"
