@@ -166,7 +166,7 @@ class Registration(models.Model):
     source = models.CharField(
         max_length=500, blank=True, help_text="What the version was created from (a resolved runs:/ URI)."
     )
-    run_id = models.CharField(max_length=64, blank=True)
+    mlflow_run_id = models.CharField(max_length=64, blank=True, help_text="The MLflow run the version came from.")
     model_id = models.CharField(max_length=64, blank=True)
     tags = models.JSONField(default=dict, blank=True, help_text="The version's tags as read back from the registry.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -171,7 +171,7 @@ def registration_snippet(*, registration: Registration) -> str:
         registry_url=registration.check_run.registry_url,
         request=registration_request_of(registration),
         source=registration.source,
-        run_id=registration.run_id or None,
+        run_id=registration.mlflow_run_id or None,
         model_id=registration.model_id or None,
     )
 

@@ -294,7 +294,7 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
                 failed=failure is not None,
                 version=check.version or "",
                 source=check.source or "",
-                run_id=check.run_id or "",
+                mlflow_run_id=check.run_id or "",
                 model_id=check.model_id or "",
                 tags=results[-1].evidence.get("tags", {}) if failure is None else {},
             )
