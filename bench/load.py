@@ -12,7 +12,9 @@ one browser tab: it watches the current check's page as the browser does (the ht
 asks for; every 0.5 s where it asks for that) until the verdict or until the next check is due. The sets
 serve WEB_SERVER from the environment (default asgi; `WEB_SERVER=wsgi` for the sync path). Prints, per set: submitted, verdicts, lost, 5xx,
 submit → verdict (the run's own finished_at) p50/p95, the same as seen on the page for the checks
-watched to the end, drain time (last submit → last verdict), and where the time went (queue wait, run). Last line:
+watched to the end, drain time (last submit → last verdict), and where the time went (queue wait, run; CPU per
+check from the first submit on, by kind of process, with what signing up cost per developer apart; the web's
+answers per check by method and status: its renders and 204s). Last line:
 `load: <set> p95 <s> s, lost <n>, 5xx <n>` per set. Targets: 0 lost, 0 5xx, p95 ≤ 3 s on Redis."""
 
 import argparse
@@ -54,12 +56,22 @@ class CountingUser(PortalUser):
     def __init__(self, base_url: str, errors: list):
         super().__init__(base_url)
         self.errors = errors
+        self.answers: dict[str, int] = {}  # once the checks start: "<method> <status>" -> requests
 
     def request(self, *args, **kwargs):
         response = super().request(*args, **kwargs)
         if response.status_code >= 500:
             self.errors.append(response.status_code)
+        for answer in [*response.history, response]:
+            kind = f"{answer.request.method} {answer.status_code}"
+            self.answers[kind] = self.answers.get(kind, 0) + 1
         return response
+
+    def start_check_page(self) -> tuple[int, str]:
+        """Submit a check as the form does; the run's id and the page the browser lands on."""
+        response = self.form_post("/onboarding/connectivity/", {"model_name": ""})
+        assert response.status_code == 200, response.status_code
+        return int(re.search(r"/onboarding/checks/(\d+)/", response.url).group(1)), response.text
 
 
 def pct(values: list[float], q: float) -> float:
@@ -67,10 +79,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def drive(base: str, key: str, developers: int, checks: int, window: float, verify) -> dict:
+def drive(base: str, key: str, developers: int, checks: int, window: float, verify, cpu) -> dict:
     """Each developer has one browser tab: submit a check, watch its page (the htmx poll, every 0.5 s)
     until the verdict or until the next check is due, then submit that one. Submit times are wall
-    clock, so they compare with the runs' own `finished_at`."""
+    clock, so they compare with the runs' own `finished_at`. `cpu()` is read once the developers have
+    signed up and saved their keys: what the checks cost is counted apart from what signing up costs
+    (a password hash each, by design slow)."""
     errors: list[int] = []
     users = []
     for n in range(developers):
@@ -79,34 +93,58 @@ def drive(base: str, key: str, developers: int, checks: int, window: float, veri
         user.sign_up(address, "a long enough passphrase 42")
         verify(address)  # a key is saved only once the address is verified (the emailed link: tests/test_signup.py)
         user.save_key(key)
+        user.answers.clear()
         users.append(user)
+    cpu_at_start = cpu()
     submitted: dict[int, float] = {}
     seen: dict[int, float] = {}
     client_errors: list[str] = []
     lock = threading.Lock()
     start = time.time() + 0.5
 
-    def watch(user: CountingUser, run_id: int, until: float) -> None:
-        """As the page's htmx does: its partial, then whatever the partial asks next (a long poll with
-        ?seen=, or the same after 500 ms when the web has no slot free: WEB_SERVER=wsgi); until the
+    def watch(user: CountingUser, run_id: int, page: str, until: float) -> None:
+        """As the page's htmx does: what the page asks (a long poll with ?seen=, or the same after 500 ms
+        when the web has no slot free: WEB_SERVER=wsgi), then what each answer asks next; until the
         verdict, or until the next check is due (the tab navigates away: the poll is abandoned)."""
         path = f"/onboarding/checks/{run_id}/"
         while (left := until - time.time()) > 0:
+            if page is not None:  # the page the browser landed on: its poll, or its verdict already
+                page, landed = None, page
+                if finished(landed):
+                    return
+                follow = next_poll(landed)
+                if follow is None:
+                    continue
+                path, delayed = follow
+                if delayed:
+                    time.sleep(min(POLL_SECONDS, max(0.0, until - time.time())))
+                continue
             try:
                 page = user.get(user.base_url + path, headers={"HX-Request": "true"}, timeout=(5, left)).text
             except requests.Timeout:
                 return
             if not page:  # 204: the wait ran out, nothing new; the page asks again at once
                 continue
-            state = re.search(rf'id="run-{run_id}" class="run" [^>]*data-status="(\w+)"', page)
-            if state and state[1] in FINISHED:
-                with lock:
-                    seen[run_id] = time.time()
+            if finished(page):
                 return
-            poll = re.search(r'hx-get="([^"]+)" hx-trigger="(load(?: delay:500ms)?)"', page)
-            path = html.unescape(poll[1]) if poll else f"/onboarding/checks/{run_id}/"
-            if not poll or "delay" in poll[2]:
+            follow = next_poll(page)
+            path = follow[0] if follow else f"/onboarding/checks/{run_id}/"
+            if not follow or follow[1]:
                 time.sleep(min(POLL_SECONDS, max(0.0, until - time.time())))
+
+    def finished(page: str) -> bool:
+        """The verdict is on the page (its time noted)."""
+        state = re.search(r'id="run-(\d+)" class="run" [^>]*data-status="(\w+)"', page)
+        if state and state[2] in FINISHED:
+            with lock:
+                seen.setdefault(int(state[1]), time.time())
+            return True
+        return False
+
+    def next_poll(page: str) -> tuple[str, bool] | None:
+        """What the page's htmx asks next, and whether after 500 ms."""
+        poll = re.search(r'hx-get="([^"]+)" hx-trigger="(load(?: delay:500ms)?)"', page)
+        return (html.unescape(poll[1]), "delay" in poll[2]) if poll else None
 
     def developer(index: int, user: CountingUser) -> None:
         try:
@@ -120,11 +158,11 @@ def drive(base: str, key: str, developers: int, checks: int, window: float, veri
             at = start + (k + index / developers) * window / checks
             time.sleep(max(0.0, at - time.time()))
             sent = time.time()
-            run_id = user.start_check()
+            run_id, page = user.start_check_page()
             with lock:
                 submitted[run_id] = sent
             last = k == checks - 1
-            watch(user, run_id, sent + 120 if last else start + (k + 1 + index / developers) * window / checks)
+            watch(user, run_id, page, sent + 120 if last else start + (k + 1 + index / developers) * window / checks)
 
     threads = [threading.Thread(target=developer, args=(i, u)) for i, u in enumerate(users)]
     for thread in threads:
@@ -133,7 +171,18 @@ def drive(base: str, key: str, developers: int, checks: int, window: float, veri
         thread.join()
     for error in client_errors:
         print(f"client error: {error}", file=sys.stderr)
-    return {"submitted": submitted, "seen": seen, "5xx": len(errors), "client_errors": len(client_errors)}
+    answers: dict[str, int] = {}
+    for user in users:
+        for kind, n in user.answers.items():
+            answers[kind] = answers.get(kind, 0) + n
+    return {
+        "submitted": submitted,
+        "seen": seen,
+        "5xx": len(errors),
+        "client_errors": len(client_errors),
+        "cpu_at_start": cpu_at_start,
+        "answers": answers,
+    }
 
 
 def summarise(driven: dict, rows: dict[int, tuple]) -> dict:
@@ -213,6 +262,18 @@ def cpu_per_check(before: dict[str, float], after: dict[str, float], checks: int
     return ", ".join(f"{kind} {ms:.0f}" for kind, ms in sorted(spent.items(), key=lambda kv: -kv[1]) if ms >= 1)
 
 
+def costs(before: dict[str, float], driven: dict, after: dict[str, float], developers: int) -> str:
+    """CPU per check from the first submit on; signing up (a password hash, the emailed link, the key) apart;
+    and what the web answered per check (its renders and its 204s: nothing new before the wait ran out)."""
+    checks = len(driven["submitted"])
+    answers = ", ".join(f"{kind} {n / checks:.1f}" for kind, n in sorted(driven["answers"].items()))
+    return (
+        f"CPU ms per check: {cpu_per_check(driven['cpu_at_start'], after, checks)}; "
+        f"signing up, per developer: {cpu_per_check(before, driven['cpu_at_start'], developers)}; "
+        f"requests per check: {answers}"
+    )
+
+
 def where_time_went(rows: dict[int, tuple]) -> str:
     queue = [started - created for _, created, started, _ in rows.values() if started]
     running = [finished - started for _, _, started, finished in rows.values() if started and finished]
@@ -238,8 +299,16 @@ def bench_embedded(args, tmp: Path) -> tuple[dict, str]:
             with sqlite3.connect(portal.var_dir / "portal.sqlite3") as db:
                 db.execute("UPDATE account_emailaddress SET verified = 1 WHERE email = ?", [address])
 
-        driven = drive(f"http://127.0.0.1:{port}", key, args.developers, args.checks, args.window, verify)
-        cpu = cpu_per_check(before, cpu_seconds(portal.marker), len(driven["submitted"]))
+        driven = drive(
+            f"http://127.0.0.1:{port}",
+            key,
+            args.developers,
+            args.checks,
+            args.window,
+            verify,
+            lambda: cpu_seconds(portal.marker),
+        )
+        cpu = costs(before, driven, cpu_seconds(portal.marker), args.developers)
         with sqlite3.connect(portal.var_dir / "portal.sqlite3") as db:
             found = db.execute(
                 # julianday: this SQLite (3.40) predates unixepoch(..., 'subsec'); stored times are UTC
@@ -249,7 +318,7 @@ def bench_embedded(args, tmp: Path) -> tuple[dict, str]:
         rows = {
             row[0]: (row[1], *(None if day is None else (day - 2440587.5) * 86400 for day in row[2:])) for row in found
         }
-        return summarise(driven, rows), f"{where_time_went(rows)}; CPU ms per check: {cpu}"
+        return summarise(driven, rows), f"{where_time_went(rows)}; {cpu}"
     finally:
         portal.stop()
         portal.kill_everything()
@@ -277,8 +346,16 @@ def bench_redis(args, tmp: Path) -> tuple[dict, str]:
             with psycopg.connect(database_url) as db:
                 db.execute("UPDATE account_emailaddress SET verified = true WHERE email = %s", [address])
 
-        driven = drive(f"http://127.0.0.1:{port}", key, args.developers, args.checks, args.window, verify)
-        cpu = cpu_per_check(before, cpu_seconds(portal.marker), len(driven["submitted"]))
+        driven = drive(
+            f"http://127.0.0.1:{port}",
+            key,
+            args.developers,
+            args.checks,
+            args.window,
+            verify,
+            lambda: cpu_seconds(portal.marker),
+        )
+        cpu = costs(before, driven, cpu_seconds(portal.marker), args.developers)
         with psycopg.connect(database_url) as db:
             found = db.execute(
                 "SELECT id, status, extract(epoch FROM created_at), extract(epoch FROM started_at), "
@@ -286,7 +363,7 @@ def bench_redis(args, tmp: Path) -> tuple[dict, str]:
                 (list(driven["submitted"]),),
             ).fetchall()
         rows = {row[0]: tuple(v if isinstance(v, str) or v is None else float(v) for v in row[1:]) for row in found}
-        return summarise(driven, rows), f"{where_time_went(rows)}; CPU ms per check: {cpu}"
+        return summarise(driven, rows), f"{where_time_went(rows)}; {cpu}"
     finally:
         if portal is not None:
             portal.stop()
