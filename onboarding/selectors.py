@@ -3,7 +3,8 @@
 import time
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.roles import Role, has_role
@@ -212,19 +213,32 @@ def _state_token(status: str, step_count: int, attempt: int, enqueue_error: str)
     return f"{status}.{step_count}.{attempt}.{int(bool(enqueue_error))}"
 
 
+def check_run_state_is_final(state: str) -> bool:
+    """Whether a state token is a verdict (or the run is gone: "")."""
+    return not state or state.partition(".")[0] in CheckRun.FINISHED
+
+
 def check_run_state_of(*, run: CheckRun, steps: list[CheckStep]) -> str:
     """The token of what a page shows: status, steps saved, attempt, queue trouble."""
     return _state_token(run.status, len(steps), run.attempt, run.enqueue_error)
 
 
-def check_run_state(*, run_id: int) -> str:
-    """The same token as the database has it now (one indexed query: the long poll's probe)."""
-    row = (
-        CheckRun.objects.filter(pk=run_id)
-        .annotate(step_count=Count("steps"))
-        .values_list("status", "step_count", "attempt", "enqueue_error")
-        .first()
+def _state_sql() -> str:
+    quote = connection.ops.quote_name
+    runs, steps = quote(CheckRun._meta.db_table), quote(CheckStep._meta.db_table)
+    return (
+        f"SELECT {quote('status')}, (SELECT COUNT(*) FROM {steps} WHERE {steps}.{quote('run_id')} = %s), "
+        f"{quote('attempt')}, {quote('enqueue_error')} FROM {runs} WHERE {runs}.{quote('id')} = %s"
     )
+
+
+def check_run_state(*, run_id: int) -> str:
+    """The same token as the database has it now: one indexed query, the long poll's probe, run on every
+    wake of every waiting page. Written as SQL: building it through the ORM (a join, a GROUP BY) cost ~5x
+    the CPU of running it, on the web's hottest path (issue 27)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_state_sql(), [run_id, run_id])
+        row = cursor.fetchone()
     return "" if row is None else _state_token(*row)
 
 
