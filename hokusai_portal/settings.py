@@ -341,6 +341,9 @@ TRUSTED_PROXY_HOPS = envint("TRUSTED_PROXY_HOPS", "0")
 # Check pages that may long-poll at once per web process (each holds a thread while it waits); past that, a
 # page polls every 500 ms.
 CHECK_LONG_POLL_SLOTS = envint("CHECK_LONG_POLL_SLOTS", "2")
+# A watching check page is sent at most one render of a running check per this many milliseconds: steps
+# saved closer together arrive in one render. The verdict is never held back. 0: every step at once.
+CHECK_STEP_RENDER_MS = envint("CHECK_STEP_RENDER_MS", "250")
 
 # Read-only tokens for GET /api/status (comma-separated), for tools without a session.
 STATUS_API_TOKENS = envlist("STATUS_API_TOKENS", "")

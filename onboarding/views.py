@@ -1,5 +1,6 @@
 import base64
 import threading
+import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -167,7 +168,27 @@ async def check_run(request: HtmxHttpRequest, run_id: int):
             long_poll = state is not None
         if state == seen:
             return HttpResponse(status=204)  # nothing new: the page asks again (portal.js)
+        if isinstance(request, ASGIRequest):
+            await _steps_together(run_id, state, rendered_at=request.GET.get("at"))
     return await sync_to_async(_check_run_page)(request, run_id, long_poll=long_poll)
+
+
+async def _steps_together(run_id: int, state: str, *, rendered_at: str | None) -> None:
+    """Steps saved in quick succession reach a watching page in one render, not one each: a running check's
+    page is answered no sooner than CHECK_STEP_RENDER_MS after the render it asks from (`at`, the epoch ms
+    of that render). The verdict is not held back: it ends the pause as soon as it is saved. Each render a
+    page does not need is ~15 ms of web CPU; on a loaded machine, where steps come ~150 ms apart, pages were
+    rendered once a step (issue 27)."""
+    interval = settings.CHECK_STEP_RENDER_MS / 1000
+    try:
+        deadline = int(rendered_at or "") / 1000 + interval
+    except ValueError:
+        return  # no render to pace from (a page of an older version, a hand-written URL): answer now
+    while not selectors.check_run_state_is_final(state):
+        left = min(deadline - time.time(), interval)  # `at` comes from the client: never more than one interval
+        if left <= 0:
+            return
+        state = await waiting.check_run_changed(run_id, seen=state, timeout=left)
 
 
 def _check_run_waitable(request: HttpRequest, run_id: int) -> bool:
@@ -198,6 +219,7 @@ def _check_run_page(request: HtmxHttpRequest, run_id: int, *, long_poll: bool):
         # poll returns at once instead of missing it.
         "state": selectors.check_run_state_of(run=run, steps=steps),
         "long_poll": long_poll,
+        "rendered_at": int(time.time() * 1000),  # the next long poll's `at` (_steps_together)
         "announcement": selectors.check_run_announcement(run=run, steps=steps),
         "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,
         "run_cause": CAUSES.get(run.cause, ("", "")),

@@ -3,6 +3,7 @@ and `make production` start it, serving the test database. Watchers wait without
 step and the verdict as soon as they are saved, and a browser with JavaScript off still ends on the verdict."""
 
 import asyncio
+import html
 import json
 import os
 import re
@@ -49,10 +50,22 @@ async def threads_once_waiting(pid: int, below: int = 40, within: float = 20) ->
 
 
 @pytest.fixture
-def asgi_server(transactional_db, tmp_path):
+def step_render_ms() -> str:
+    """The server's CHECK_STEP_RENDER_MS (its default); a test parametrizes it to see the pacing clearly."""
+    return "250"
+
+
+@pytest.fixture
+def asgi_server(transactional_db, tmp_path, step_render_ms):
     """gunicorn + one uvicorn worker on hokusai_portal.asgi, as supervise.py starts the web."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url_for_worker(), "WEB_SERVER": "asgi", "DEBUG": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_worker(),
+        "WEB_SERVER": "asgi",
+        "DEBUG": "0",
+        "CHECK_STEP_RENDER_MS": step_render_ms,
+    }
     command = [str(Path(sys.executable).parent / "gunicorn"), *supervise.web_server()]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--graceful-timeout", "2"]
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
@@ -143,7 +156,7 @@ def test_watchers_hold_no_thread_and_get_the_step_and_the_verdict_as_saved(asgi_
     assert delays[-1] < views.LONG_POLL_SECONDS / 4, delays[-1]  # told by the save, not by the timeout
 
     # The verdict: the next long poll (with the new state) answers 286 (htmx stops) with it.
-    seen = re.search(r"\?seen=([^\"]+)\"", answers[0][1])[1]
+    seen = re.search(r"\?seen=([^\"&]+)", answers[0][1])[1]
 
     def verdict_later():
         time.sleep(0.5)
@@ -154,6 +167,49 @@ def test_watchers_hold_no_thread_and_get_the_step_and_the_verdict_as_saved(asgi_
     status, body, ended = asyncio.run(long_poll(url, f"/onboarding/checks/{run.pk}/?seen={seen}", cookie))
     assert status == 286 and 'data-status="passed"' in body and "Check passed" in body
     assert 0.4 < ended - started < views.LONG_POLL_SECONDS / 4
+
+
+def save_step(run: CheckRun, position: int, name: str) -> None:
+    CheckStep.objects.create(
+        run=run, position=position, name=name, title=name, status=StepStatus.PASS, cause="OK", message="ok"
+    )
+
+
+@pytest.mark.parametrize("step_render_ms", ["3000"])
+def test_steps_saved_together_reach_the_page_in_one_render_and_the_verdict_is_not_held(asgi_server, alice):
+    """A running check's page is answered no sooner than CHECK_STEP_RENDER_MS after the render it polls from:
+    three steps saved 0.1 s apart arrive in one render (each render a page does not need is web CPU); a
+    verdict ends the pause at once."""
+    url, _ = asgi_server
+    cookie = session_cookie(alice)
+    run = run_for(alice)
+    partial = requests.get(
+        f"{url}/onboarding/checks/{run.pk}/", headers={"HX-Request": "true"}, cookies={"sessionid": cookie}, timeout=10
+    ).text
+    poll = html.unescape(re.search(r'hx-get="([^"]+)"', partial)[1])
+    assert "&at=" in poll  # the page asks from the time of its render
+
+    def three_steps():
+        for position, name in enumerate(["key_format", "dns", "tcp"], start=1):
+            time.sleep(0.1)
+            save_step(run, position, name)
+
+    threading.Thread(target=three_steps).start()
+    status, body, _ = asyncio.run(long_poll(url, poll, cookie))
+    assert status == 200 and body.count("data-step=") == 3, body[-1500:]
+
+    def a_step_then_the_verdict():
+        time.sleep(0.1)
+        save_step(run, 4, "identity")
+        time.sleep(0.1)
+        CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.PASSED)
+
+    poll = html.unescape(re.search(r'hx-get="([^"]+)"', body)[1])
+    threading.Thread(target=a_step_then_the_verdict).start()
+    started = time.monotonic()
+    status, body, ended = asyncio.run(long_poll(url, poll, cookie))
+    assert status == 286 and 'data-status="passed"' in body and body.count("data-step=") == 4
+    assert ended - started < 2, ended - started  # not held for the 3 s: the verdict ended the pause
 
 
 def test_api_waits_hold_no_thread_and_answer_with_the_verdict_as_saved(asgi_server, alice):
