@@ -181,7 +181,7 @@ async def _steps_together(run_id: int, state: str, *, rendered_at: str | None) -
     rendered once a step (issue 27)."""
     interval = settings.CHECK_STEP_RENDER_MS / 1000
     try:
-        deadline = int(rendered_at or "") / 1000 + interval
+        deadline = int((rendered_at or "")[:16]) / 1000 + interval  # 16 digits: a float, never an OverflowError
     except ValueError:
         return  # no render to pace from (a page of an older version, a hand-written URL): answer now
     while not selectors.check_run_state_is_final(state):

@@ -188,6 +188,10 @@ def test_steps_saved_together_reach_the_page_in_one_render_and_the_verdict_is_no
     ).text
     poll = html.unescape(re.search(r'hx-get="([^"]+)"', partial)[1])
     assert "&at=" in poll  # the page asks from the time of its render
+    # A time that is not one (the client writes the URL it polls) is read as "no pause", never a 500.
+    absurd = f"/onboarding/checks/{run.pk}/?seen=queued.0.0.0&at=-{'9' * 400}"
+    status, body, _ = asyncio.run(long_poll(url, absurd, cookie))
+    assert status == 200 and 'data-status="running"' in body
 
     def three_steps():
         for position, name in enumerate(["key_format", "dns", "tcp"], start=1):
