@@ -351,6 +351,10 @@ def _no_secret_in_any_log_line(tmp_path_factory):
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# The browser tests' one skip: the only thing they cannot do without.
+needs_chromium = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
+)
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

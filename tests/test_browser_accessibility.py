@@ -3,7 +3,6 @@ portal's layout) among them, passes axe-core (WCAG 2.2 AA tags) with no serious 
 visitor, a developer, a support engineer and a manager; sign-up and TOTP enrolment work from the keyboard
 alone."""
 
-import os
 import re
 
 import pytest
@@ -11,15 +10,13 @@ from axe_playwright_python.sync_playwright import Axe
 from django.core import mail
 from django.urls import reverse
 
-from tests.conftest import CHROMIUM, PASSWORD, browser_sign_in, objects_owned_by, totp_now
+from tests.conftest import PASSWORD, browser_sign_in, needs_chromium, objects_owned_by, totp_now
 from tests.test_malformed_input import url_kwargs, url_patterns
 from triage import services as triage_services
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    needs_chromium,
 ]
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 ANONYMOUS = ["accounts:login", "accounts:signup", "account_reset_password", "account_reset_password_done"]

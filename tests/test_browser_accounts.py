@@ -2,20 +2,16 @@
 /triage/, enrols a passkey in Chromium's virtual authenticator (WebAuthn over CDP), opens /triage/, and
 later signs in with the passkey alone."""
 
-import os
-
 import pytest
 from django.urls import reverse
 
 from accounts.roles import Role
 from accounts.services import user_create
-from tests.conftest import CHROMIUM, PASSWORD, browser_sign_in
+from tests.conftest import PASSWORD, browser_sign_in, needs_chromium
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    needs_chromium,
 ]
 
 

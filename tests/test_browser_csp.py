@@ -2,23 +2,19 @@
 script, handler or style is refused, htmx still swaps, and the one confirm() moved out of an inline
 handler still asks."""
 
-import os
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from onboarding import services as onboarding
 from onboarding.models import ApiKey
-from tests.conftest import CHROMIUM, browser_sign_in, objects_owned_by
+from tests.conftest import browser_sign_in, needs_chromium, objects_owned_by
 from tests.test_malformed_input import url_kwargs, url_patterns
 from triage import services
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    needs_chromium,
 ]
 # Recorded before any page script runs: every refusal the browser reports.
 RECORD_VIOLATIONS = """

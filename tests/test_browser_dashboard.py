@@ -1,20 +1,17 @@
 """A manager in a real browser (Debian's chromium, driven by Playwright): the dashboard loads with
 nothing fetched from elsewhere, a filter narrows it, and a number leads to the investigations it counts."""
 
-import os
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from tests.conftest import CHROMIUM, browser_sign_in
+from tests.conftest import browser_sign_in, needs_chromium
 from triage import services
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),  # real commits: the dashboard's stats refresh on commit
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    needs_chromium,
 ]
 
 

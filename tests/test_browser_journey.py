@@ -7,21 +7,18 @@ passes the check, picks the run instead of typing its id, registers and lands on
 the investigation as fixed in one action; a manager follows a dashboard number to a list of that many.
 No page logs a console error."""
 
-import os
 import re
 
 import pytest
 from django.core import mail
 from django.urls import reverse
 
-from tests.conftest import CHROMIUM, PASSWORD, browser_sign_in
+from tests.conftest import PASSWORD, browser_sign_in, needs_chromium
 from triage.models import Investigation
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    needs_chromium,
 ]
 
 

@@ -1,18 +1,14 @@
 """A developer in a real browser (Debian's chromium, driven by Playwright): sign in -> key -> the
 connectivity check passes, its steps appearing live through htmx polling -> register -> result page."""
 
-import os
-
 import pytest
 
 from onboarding.models import CheckRun
-from tests.conftest import CHROMIUM, browser_sign_in
+from tests.conftest import browser_sign_in, needs_chromium
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    needs_chromium,
 ]
 
 

@@ -5,7 +5,6 @@ owner of another organization, gets 404 on each; support sees the organization o
 filters the list by it; B has everyone in the organization follow it; a manager's dashboard lists the
 organization's onboarding stage."""
 
-import os
 import re
 
 import pytest
@@ -14,14 +13,12 @@ from django.urls import reverse
 
 from accounts.roles import Role
 from organizations.models import Membership, Organization
-from tests.conftest import CHROMIUM, _make_user, browser_sign_in
+from tests.conftest import _make_user, browser_sign_in, needs_chromium
 from triage.models import Investigation
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    needs_chromium,
 ]
 
 
