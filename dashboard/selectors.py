@@ -306,12 +306,12 @@ def organizations_onboarding(filters: DashboardFilters, now: datetime, page_numb
     totals = _totals(organizations)
     members = Membership.objects.select_related("user__onboarding_progress").order_by("-role", "joined_at", "id")
     ordered = organizations.order_by("-stuck", "done", "reached", "name", "id").prefetch_related(
-        Prefetch("memberships", queryset=members[: MEMBERS_SHOWN + 1], to_attr="shown_members")
+        Prefetch("memberships", queryset=members[:MEMBERS_SHOWN], to_attr="shown_members")
     )
     page: Page = _Counted(ordered, ORGANIZATIONS_PER_PAGE, totals["total"]).get_page(page_number)
     rows = []
     for organization in page:
-        shown = organization.shown_members[:MEMBERS_SHOWN]
+        shown = organization.shown_members
         rows.append(
             {
                 "id": organization.pk,

@@ -1766,7 +1766,6 @@ def network_checks(env):
             )
         )
     else:
-        route = sdk_route(env, health_url)
         evidence = {"route": route.describe(), "judged by": route.judged_by}
         message = f"{clean_url(health_url)} answers ({route.describe()})."
         system_error = system_distrust(route, health_url)

@@ -1,5 +1,6 @@
 """Onboarding reads. Every read of a run goes through here so ownership is checked in one place."""
 
+import functools
 import time
 
 from django.core.exceptions import PermissionDenied
@@ -223,6 +224,7 @@ def check_run_state_of(*, run: CheckRun, steps: list[CheckStep]) -> str:
     return _state_token(run.status, len(steps), run.attempt, run.enqueue_error)
 
 
+@functools.cache  # one database, one backend: the statement never changes
 def _state_sql() -> str:
     quote = connection.ops.quote_name
     runs, steps = quote(CheckRun._meta.db_table), quote(CheckStep._meta.db_table)

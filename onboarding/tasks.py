@@ -2,14 +2,9 @@
 
 from celery import shared_task
 
-from . import lifecycle, services, worker  # noqa: F401  (worker: the heartbeat thread's signal handlers)
+from . import services, worker  # noqa: F401  (worker: the heartbeat thread's signal handlers)
 
 
 @shared_task(name="onboarding.check_run", ignore_result=True)
 def check_run_task(run_id: int) -> None:
     services.check_run_execute(run_id=run_id)
-
-
-@shared_task(name="onboarding.check_runs_sweep", ignore_result=True)
-def check_runs_sweep_task() -> None:
-    lifecycle.check_runs_sweep()

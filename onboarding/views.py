@@ -25,12 +25,6 @@ from . import health, selectors, services, signals, waiting
 from .diagnosis import CAUSES
 from .forms import ApiKeyForm, ConnectivityCheckForm, EnvironmentReportForm, RegistrationForm
 from .keys import KeyFormatError
-from .models import OrganizationApiKey
-
-
-def organization_key_of(organization) -> OrganizationApiKey | None:
-    return OrganizationApiKey.objects.filter(organization=organization).first()
-
 
 RUNS_PER_PAGE = 25
 onboarding_role = role_required(Role.DEVELOPER, Role.SUPPORT)
@@ -101,7 +95,11 @@ def organization_key(request: HttpRequest):
         except services.EmailNotVerified as error:
             form.add_error(None, str(error))
             status = 403
-    context = {"form": form, "organization": organization, "organization_key": organization_key_of(organization)}
+    context = {
+        "form": form,
+        "organization": organization,
+        "organization_key": selectors.organization_key_for(user=request.user),
+    }
     return render(request, "onboarding/organization_key.html", context, status=status)
 
 

@@ -17,18 +17,6 @@ from . import lifecycle
 
 logger = logging.getLogger(__name__)
 _stop = threading.Event()
-SWEEP_TASK = "onboarding.check_runs_sweep"
-
-
-class _WithoutSweeps(logging.Filter):
-    """The run sweep runs every second: its "received"/"succeeded" lines would bury everything else."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return SWEEP_TASK not in str(record.args) and SWEEP_TASK not in str(record.msg)
-
-
-for _name in ("celery.worker.strategy", "celery.app.trace"):
-    logging.getLogger(_name).addFilter(_WithoutSweeps())
 
 
 def _beat_forever(name: str) -> None:

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from accounts.roles import Role, has_role, role_required
+from accounts.roles import Role, role_required
 
 from . import selectors, services
 from .forms import InvitationForm, OrganizationForm
@@ -51,7 +51,6 @@ def index(request: HttpRequest):
     if membership is not None:
         context["members"] = selectors.organization_members(organization=membership.organization)
         context["invitations"] = selectors.invitations_open(organization=membership.organization)
-        context["leave_blocker"] = services.leave_blocker(user=request.user)
     return render(request, "organizations/index.html", context)
 
 
@@ -186,7 +185,6 @@ def leave(request: HttpRequest):
     membership = selectors.membership_of(user=request.user)
     if membership is None:
         raise Http404("No organization")
-    blocker = services.leave_blocker(user=request.user)
     if request.method == "GET":
         alone = not membership.organization.memberships.exclude(pk=membership.pk).exists()
         return _confirm(
@@ -196,7 +194,7 @@ def leave(request: HttpRequest):
             if alone
             else "You no longer see your colleagues' checks, registrations and reports, nor use the organization's key.",
             "Leave",
-            blocker,
+            services.leave_blocker(user=request.user),
         )
     name = membership.organization.name
     return _act(request, lambda: services.organization_leave(user=request.user), f"You left {name}.")
@@ -226,6 +224,5 @@ def join(request: HttpRequest, invitation_token: str):
         "invitation": None if problem else invitation,
         "problem": problem,
         "current": selectors.organization_of(user=request.user),
-        "is_developer_account": has_role(request.user, Role.DEVELOPER),
     }
     return render(request, "organizations/join.html", context, status=200)

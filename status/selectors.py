@@ -21,7 +21,7 @@ from django.utils import timezone
 from triage.models import Investigation, Severity, TimelineEvent
 
 from .models import ComponentState, Maintenance, PlatformComponent, ProbeResult, Rollup
-from .probes import service_key, utc_day_start
+from .probes import muted_component_ids, service_key, utc_day_start
 
 STATE_WINDOW = timedelta(minutes=15)
 SLOW_MS = 5000
@@ -102,12 +102,7 @@ def component_statuses(now: datetime | None = None) -> list[ComponentStatus]:
         "-at", "-id"
     ):
         recent[result.component_id].append(result)
-    in_maintenance = {
-        component_id
-        for component_id in Maintenance.components.through.objects.filter(
-            maintenance__starts_at__lte=now, maintenance__ends_at__gt=now
-        ).values_list("platformcomponent_id", flat=True)
-    }
+    in_maintenance = muted_component_ids(now)
     today = utc_day_start(now)
     rollups: dict[int, list[tuple]] = {c.pk: [] for c in components}
     for component_id, start, total, successes in Rollup.objects.filter(

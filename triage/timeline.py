@@ -28,8 +28,6 @@ from . import sla
 from .models import Investigation, TimelineEvent
 from .signals import timeline_action_recorded, timeline_event_added
 
-Kind = TimelineEvent.Kind
-
 
 @dataclass
 class _Action:
