@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.roles import Role, has_role, role_required
+from hokusai_portal.handlers import waits_only_if
 from hokusai_portal.htmx import HtmxHttpRequest
 from organizations.selectors import membership_of
 
@@ -123,17 +124,19 @@ def key_forget(request: HttpRequest):
 @onboarding_role
 @require_http_methods(["GET", "POST"])
 def connectivity(request: HttpRequest):
+    form = ConnectivityCheckForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():  # the submit: the wizard's state is read only to show the form
+        try:
+            run = services.connectivity_check_start(user=request.user, model_name=form.cleaned_data["model_name"])
+        except services.NoApiKey:
+            messages.info(request, "Save your API key first.")
+            return redirect("onboarding:key")
+        return redirect("onboarding:check_run", run_id=run.pk)
     state = selectors.onboarding_state(user=request.user)
     if state["api_key"] is None:
         messages.info(request, "Save your API key first.")
         return redirect("onboarding:key")
-    form = ConnectivityCheckForm(
-        request.POST if request.method == "POST" else None,
-        initial={"model_name": getattr(state["latest_run"], "model_name", "")},
-    )
-    if request.method == "POST" and form.is_valid():
-        run = services.connectivity_check_start(user=request.user, model_name=form.cleaned_data["model_name"])
-        return redirect("onboarding:check_run", run_id=run.pk)
+    form.initial = {"model_name": getattr(state["latest_run"], "model_name", "")}
     return render(request, "onboarding/connectivity.html", {"form": form, **state, "current": "connectivity"})
 
 
@@ -147,6 +150,18 @@ ASGI_LONG_POLL_SECONDS = 45
 check_run_roles = (Role.DEVELOPER, Role.SUPPORT, Role.MANAGER)  # read-only for others: the forms are the owner's
 
 
+def _waits(request: HttpRequest) -> bool:
+    """Whether a request for the check page may wait: its htmx long poll (read before any middleware)."""
+    return request.headers.get("HX-Request") == "true" and "seen" in request.GET
+
+
+def check_run_now(request: HtmxHttpRequest, run_id: int):
+    """The check page answered at once: the page itself, a partial without `seen` (hokusai_portal/handlers.py
+    answers these through the sync chain: no thread hops)."""
+    return _check_run_page(request, run_id, long_poll=True)
+
+
+@waits_only_if(_waits, otherwise=check_run_now)
 async def check_run(request: HtmxHttpRequest, run_id: int):
     """A check's page. Its htmx partial is long-polled: `?seen=<state>` is answered as soon as the run's
     state differs (a step saved, the verdict), or with 204 when the wait runs out with nothing new (nothing
