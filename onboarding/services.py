@@ -3,6 +3,7 @@
 import logging
 import re
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -22,7 +23,7 @@ from . import lifecycle, selectors
 from .checks import ConnectivityCheck, StepResult
 from .diagnosis import Diagnosis, StepStatus, diagnose_exception, diagnose_response
 from .keys import NormalisedKey, key_normalise
-from .models import ApiKey, CheckRun, CheckStep, DeveloperProgress, OrganizationApiKey, Registration
+from .models import ApiKey, CheckRun, DeveloperProgress, OrganizationApiKey, Registration
 from .registration import RegistrationCheck
 from .registration_input import RegistrationRequest
 from .registry_client import Deadline, RegistryClient, json_body, version_tags
@@ -185,7 +186,7 @@ def _check_run_new(
 def connectivity_check_start(*, user: AbstractBaseUser, model_name: str = "") -> CheckRun:
     api_key = _saved_key(user)
     run = _check_run_new(user=user, kind=CheckRun.Kind.CONNECTIVITY, api_key=api_key, model_name=model_name)
-    transaction.on_commit(lambda: check_run_enqueue(run_id=run.pk))
+    transaction.on_commit(lambda: check_run_enqueue(run_id=run.pk, new=True))
     return run
 
 
@@ -193,8 +194,9 @@ _brokers: dict = {}  # broker URL -> the kombu Connection its producer pool is k
 ENQUEUE_TIMEOUT_SECONDS = 5  # waiting for a free producer of the pool
 
 
-def check_run_enqueue(*, run_id: int) -> bool:
-    """Queue the task (its only argument is the run id). A broker that is down is recorded, not raised."""
+def check_run_enqueue(*, run_id: int, new: bool = False) -> bool:
+    """Queue the task (its only argument is the run id). A broker that is down is recorded, not raised; an
+    error recorded earlier is cleared once it is queued (a `new` run has none to clear)."""
     from kombu import pools
 
     from hokusai_portal.celery import app
@@ -215,7 +217,8 @@ def check_run_enqueue(*, run_id: int) -> bool:
         logger.warning("check run %s not queued: %s", run_id, type(exc).__name__)
         CheckRun.objects.filter(pk=run_id).update(enqueue_error=f"{type(exc).__name__}"[:200])
         return False
-    CheckRun.objects.filter(pk=run_id).update(enqueue_error="")
+    if not new:
+        CheckRun.objects.filter(pk=run_id).exclude(enqueue_error="").update(enqueue_error="")
     return True
 
 
@@ -244,22 +247,21 @@ def registration_start(*, user: AbstractBaseUser, request: RegistrationRequest) 
             )
     except IntegrityError:  # a concurrent identical submit won the race
         return Registration.objects.get(idempotency_key=idempotency_key, failed=False)
-    transaction.on_commit(lambda: check_run_enqueue(run_id=run.pk))
+    transaction.on_commit(lambda: check_run_enqueue(run_id=run.pk, new=True))
     return registration
 
 
 def check_run_execute(*, run_id: int) -> CheckRun | None:
     """Run the steps of a queued run, saving each as it finishes. A run another worker holds, or one
     that is over (a duplicate message), is left alone; one whose worker died is taken over."""
-    run = CheckRun.objects.filter(pk=run_id).only("kind").first()
-    if run is None:
-        return None
-    deadline = (
-        RegistrationCheck.DEADLINE_SECONDS
-        if run.kind == CheckRun.Kind.REGISTRATION
-        else ConnectivityCheck.DEADLINE_SECONDS
+    run = lifecycle.check_run_claim(
+        run_id=run_id,
+        worker=lifecycle.worker_name(),
+        deadline_seconds={
+            CheckRun.Kind.REGISTRATION: RegistrationCheck.DEADLINE_SECONDS,
+            CheckRun.Kind.CONNECTIVITY: ConnectivityCheck.DEADLINE_SECONDS,
+        },
     )
-    run = lifecycle.check_run_claim(run_id=run_id, worker=lifecycle.worker_name(), deadline_seconds=deadline)
     if run is None:
         return None
     api_key = _key_of_run(run)
@@ -277,8 +279,8 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
     positions = iter(range(1, 100))
 
     def save_step(result: StepResult) -> None:
-        lifecycle.check_run_still_held(run=run)  # raises Superseded: another attempt owns the run now
-        CheckStep.objects.create(run=run, position=next(positions), **result.as_dict())
+        # Raises Superseded when another attempt owns the run now.
+        lifecycle.check_step_save(run=run, position=next(positions), fields=result.as_dict())
 
     try:
         results = check.run(on_step=save_step)
@@ -296,12 +298,10 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
             logger.error("check run %s: its cause could not be saved either (%s)", run.pk, type(again).__name__)
         return None
     failure = next((r for r in results if r.status == StepStatus.FAIL), None)
-    with transaction.atomic():
-        finished = lifecycle.check_run_finish(
-            run=run,
-            status=CheckRun.Status.FAILED if failure else CheckRun.Status.PASSED,
-            cause=failure.cause if failure else "OK",
-        )
+    status = CheckRun.Status.FAILED if failure else CheckRun.Status.PASSED
+    cause = failure.cause if failure else "OK"
+    with transaction.atomic() if run.kind == CheckRun.Kind.REGISTRATION else nullcontext():
+        finished = lifecycle.check_run_finish(run=run, status=status, cause=cause)
         if finished and run.kind == CheckRun.Kind.REGISTRATION:
             Registration.objects.filter(check_run=run).update(
                 failed=failure is not None,
@@ -311,7 +311,9 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
                 model_id=check.model_id or "",
                 tags=results[-1].evidence.get("tags", {}) if failure is None else {},
             )
-    run.refresh_from_db()
+    if not finished or run.kind == CheckRun.Kind.REGISTRATION:
+        # The sweeper's verdict won (or a newer attempt's), or the registration's row changed: read them.
+        run.refresh_from_db()
     if run.status == CheckRun.Status.PASSED:
         milestone = "registered_at" if run.kind == CheckRun.Kind.REGISTRATION else "connectivity_passed_at"
         progress_mark(user=run.user, milestone=milestone)

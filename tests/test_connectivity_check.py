@@ -225,7 +225,7 @@ def test_a_message_delivered_twice_runs_once(alice, devstack, devstack_keys, set
     assert run.steps.count() == 8
     # The duplicate as the worker meets it, after the first delivery finished. Two guards hold it: the
     # claim refuses a run that is over, and a worker that does not hold a run cannot save a step to it
-    # (check_run_still_held). With both gone the steps run again and the unique (run, position)
+    # (lifecycle.check_step_save). With both gone the steps run again and the unique (run, position)
     # constraint raises: this call would not return quietly.
     assert lifecycle.check_run_claim(run_id=run.pk, worker="duplicate@test", deadline_seconds=15) is None
     run.refresh_from_db()

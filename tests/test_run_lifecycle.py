@@ -112,8 +112,11 @@ def test_a_run_whose_worker_died_is_run_again_then_lost_if_it_dies_again(keyed_a
     assert run.enqueue_error  # not handed over yet: the next sweep tries again
     second = lifecycle.check_run_claim(run_id=run.pk, worker="gone:3", deadline_seconds=15)
     assert second.attempt == 2
+    step = {"name": "dns", "title": "DNS lookup", "status": "pass", "cause": "OK", "evidence": {"host": "x"}}
     with pytest.raises(lifecycle.Superseded):  # the first worker, were it alive, may not write any more
-        lifecycle.check_run_still_held(run=first)
+        lifecycle.check_step_save(run=first, position=1, fields=step)
+    lifecycle.check_step_save(run=second, position=1, fields=step)  # the attempt that holds the run may
+    assert list(run.steps.values_list("name", "evidence")) == [("dns", {"host": "x"})]
     CheckRun.objects.filter(pk=run.pk).update(heartbeat_at=stale)
     lifecycle.check_runs_sweep()
     run.refresh_from_db()
