@@ -3,9 +3,10 @@
 import functools
 import time
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.roles import Role, has_role
@@ -94,12 +95,22 @@ def onboarding_state(*, user) -> dict:
     organization_key = organization_key_for(user=user)
     api_key = personal_key or organization_key
     latest = CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY).first() if api_key else None
-    connectivity_passed = (
-        CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY, status=CheckRun.Status.PASSED).exists()
-        if api_key
-        else False
+    # What the user has done, in one query (three EXISTS) rather than three.
+    passed = CheckRun.objects.filter(user=OuterRef("pk"), status=CheckRun.Status.PASSED)
+    flags = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .values(
+            connectivity_passed=Exists(passed.filter(kind=CheckRun.Kind.CONNECTIVITY)),
+            registered=Exists(
+                Registration.objects.filter(user=OuterRef("pk"), failed=False, check_run__status=CheckRun.Status.PASSED)
+            ),
+            reported=Exists(EnvironmentReport.objects.filter(user=OuterRef("pk"))),
+        )
+        .get()
     )
-    registered = Registration.objects.filter(user=user, failed=False, check_run__status=CheckRun.Status.PASSED).exists()
+    connectivity_passed = flags["connectivity_passed"] and api_key is not None
+    registered = flags["registered"]
     if api_key is None:
         current = "key"
     elif not connectivity_passed:
@@ -111,7 +122,7 @@ def onboarding_state(*, user) -> dict:
     done = {
         "key": api_key is not None,
         "connectivity": connectivity_passed,
-        "environment": EnvironmentReport.objects.filter(user=user).exists(),
+        "environment": flags["reported"],
         "registration": registered,
         "done": registered,
     }
