@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery, signals
+from django.db import close_old_connections
 from kombu.transport import TRANSPORT_ALIASES
 
 from hokusai_portal import logs, metrics, runtime, tracing
@@ -24,6 +25,16 @@ app.autodiscover_tasks()
 @signals.worker_shutdown.connect
 def _metrics_process_exited(**kwargs) -> None:
     metrics.process_exited(os.getpid())
+
+
+# Launch-day scale (issue 27): a task's database connections are kept as Django keeps a request's, not
+# closed after each task (settings.CELERY_DB_REUSE_MAX turns Celery's closing off). Time limits, the edge case
+# for which Celery closes them (a query interrupted by SIGALRM leaves a connection that looks usable), need
+# the prefork pool; the portal's workers use threads, and a check keeps its own deadline per registry call.
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _database_connections_as_django_keeps_them(**kwargs) -> None:
+    close_old_connections()
 
 
 # Operations (issue 26): log lines of a task carry its run id and the id of the request that queued it.

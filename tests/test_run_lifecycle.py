@@ -134,6 +134,44 @@ def test_the_workers_own_verdict_wins_over_an_expiry_that_raced_it(keyed_alice):
     assert (run.status, run.cause) == (CheckRun.Status.PASSED, "OK")
 
 
+def test_the_worker_keeps_its_database_connections_from_check_to_check(keyed_alice, live_worker):
+    """Celery closes a worker's connections after every task; the portal keeps them, as Django keeps a
+    request's: a new PostgreSQL session per check cost the database ~15 ms of CPU (issue 27)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("counts PostgreSQL's sessions (pg_stat_database); SQLite opens no server session")
+
+    def sessions_so_far() -> int:
+        time.sleep(1.5)  # a live session's statistics reach pg_stat_database at most once a second
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    before = sessions_so_far()
+    for _ in range(8):
+        run = services.connectivity_check_start(user=keyed_alice, model_name="")
+        assert wait_for_run(run.pk).status == CheckRun.Status.PASSED
+    # At most one per worker thread (the test worker's --concurrency 4), where it was one per check.
+    assert sessions_so_far() - before <= 4
+
+
+def test_a_check_after_the_database_dropped_the_workers_connections_still_passes(keyed_alice, live_worker):
+    """A kept connection is checked before a task uses it (close_old_connections, CONN_HEALTH_CHECKS): a
+    database restart or an idle timeout between checks costs the next check nothing."""
+    if connection.vendor != "postgresql":
+        pytest.skip("ends PostgreSQL sessions (pg_terminate_backend); SQLite opens no server session")
+    assert wait_for_run(services.connectivity_check_start(user=keyed_alice, model_name="").pk).status == "passed"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1  # the worker's
+    for _ in range(4):  # whichever of its threads takes it
+        run = wait_for_run(services.connectivity_check_start(user=keyed_alice, model_name="").pk)
+        assert (run.status, run.cause) == (CheckRun.Status.PASSED, "OK")
+
+
 def test_a_queued_run_with_no_live_worker_ends_as_workers_unavailable(client, keyed_alice, paused_worker):
     run = queued_run(keyed_alice, created_ago=lifecycle.QUEUE_GRACE_SECONDS + 1, deadline_in=-1)
     health = client.get("/healthz")
