@@ -89,18 +89,16 @@ def run_key_for(*, user) -> ApiKey | OrganizationApiKey | None:
     return api_key_for(user=user) or organization_key_for(user=user)
 
 
-def onboarding_state(*, user) -> dict:
-    """Where the user is in the wizard, derived from what they have (nothing extra to keep in sync)."""
-    personal_key = api_key_for(user=user)
-    organization_key = organization_key_for(user=user)
-    api_key = personal_key or organization_key
-    latest = CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY).first() if api_key else None
-    # What the user has done, in one query (three EXISTS) rather than three.
+def _progress(*, user) -> dict:
+    """What the developer has done, in one query on their row: a key (their own or their organization's),
+    a passed connectivity check, a registration, an environment report."""
     passed = CheckRun.objects.filter(user=OuterRef("pk"), status=CheckRun.Status.PASSED)
-    flags = (
+    return (
         get_user_model()
         .objects.filter(pk=user.pk)
         .values(
+            has_key=Exists(ApiKey.objects.filter(user=OuterRef("pk")))
+            | Exists(OrganizationApiKey.objects.filter(organization__memberships__user=OuterRef("pk"))),
             connectivity_passed=Exists(passed.filter(kind=CheckRun.Kind.CONNECTIVITY)),
             registered=Exists(
                 Registration.objects.filter(user=OuterRef("pk"), failed=False, check_run__status=CheckRun.Status.PASSED)
@@ -109,9 +107,16 @@ def onboarding_state(*, user) -> dict:
         )
         .get()
     )
-    connectivity_passed = flags["connectivity_passed"] and api_key is not None
-    registered = flags["registered"]
-    if api_key is None:
+
+
+def wizard_of(*, user, progress: dict | None = None) -> dict:
+    """The wizard's steps, what is done and the step the developer is at (one query): what a page that shows
+    the wizard, but not the key, needs."""
+    progress = progress if progress is not None else _progress(user=user)
+    has_key = progress["has_key"]
+    connectivity_passed = progress["connectivity_passed"] and has_key
+    registered = progress["registered"]
+    if not has_key:
         current = "key"
     elif not connectivity_passed:
         current = "connectivity"
@@ -120,17 +125,13 @@ def onboarding_state(*, user) -> dict:
     else:
         current = "done"
     done = {
-        "key": api_key is not None,
+        "key": has_key,
         "connectivity": connectivity_passed,
-        "environment": flags["reported"],
+        "environment": progress["reported"],
         "registration": registered,
         "done": registered,
     }
     return {
-        "api_key": api_key,
-        "personal_key": personal_key,
-        "organization_key": organization_key,
-        "latest_run": latest,
         "connectivity_passed": connectivity_passed,
         "registered": registered,
         "current": current,
@@ -144,6 +145,22 @@ def onboarding_state(*, user) -> dict:
             }
             for name, label in WIZARD_STEPS
         ],
+    }
+
+
+def onboarding_state(*, user) -> dict:
+    """Where the user is in the wizard, derived from what they have (nothing extra to keep in sync), with
+    the key itself and the latest check (the pages that show them)."""
+    personal_key = api_key_for(user=user)
+    organization_key = organization_key_for(user=user)
+    api_key = personal_key or organization_key
+    latest = CheckRun.objects.filter(user=user, kind=CheckRun.Kind.CONNECTIVITY).first() if api_key else None
+    return {
+        "api_key": api_key,
+        "personal_key": personal_key,
+        "organization_key": organization_key,
+        "latest_run": latest,
+        **wizard_of(user=user, progress={**_progress(user=user), "has_key": api_key is not None}),
     }
 
 

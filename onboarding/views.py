@@ -251,7 +251,7 @@ def _check_run_page(request: HtmxHttpRequest, run_id: int, *, long_poll: bool):
         if run.is_finished:  # 286: htmx stops polling (and still swaps in the final state)
             response.status_code = HttpResponseStopPolling.status_code
         return response
-    wizard = selectors.onboarding_state(user=request.user)
+    wizard = selectors.wizard_of(user=request.user)
     current = "registration" if run.kind == run.Kind.REGISTRATION else "connectivity"
     if current == "registration" and run.status == run.Status.PASSED:
         current = "done"

@@ -16,9 +16,9 @@ from onboarding.models import CheckRun
 # run and its user read again after the verdict (issue 27).
 CHECK_RUN_QUERIES = 15
 # The page: session, user, roles (3), the developer's organization (who else may read the run, 1), the run and
-# its steps (2), the wizard's state (key, latest run, what is done: 3), whether the address is verified (the
-# banner, 1). Was 12: what is done was three queries.
-PAGE_QUERIES = 10
+# its steps (2), the wizard (what is done, a key included: 1), whether the address is verified (the banner, 1).
+# Was 12: what is done was three queries; then 10: the wizard read the key and the latest run it does not show.
+PAGE_QUERIES = 8
 # The form's submit: session, user, roles (3), the key it runs with, the organization, the new run (3). Was 12:
 # the wizard's whole state was read to show a form the submit does not show, and the new run's (empty)
 # enqueue error was cleared.
