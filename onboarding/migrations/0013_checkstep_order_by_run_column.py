@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('onboarding', '0012_registration_mlflow_run_id'),
+        ("onboarding", "0012_registration_mlflow_run_id"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='checkstep',
-            options={'ordering': ['run_id', 'position']},
+            name="checkstep",
+            options={"ordering": ["run_id", "position"]},
         ),
     ]
