@@ -261,10 +261,11 @@ async def check(
         if isinstance(request, ASGIRequest):  # as the check page: an await on the run's change, no thread held
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
-            state = await sync_to_async(onboarding_selectors.check_run_state)(run_id=run.pk)
-            while not run.is_finished and (left := deadline - loop.time()) > 0:
-                state = await waiting.check_run_changed(run.pk, seen=state, timeout=left)
-                run = await sync_to_async(onboarding_selectors.check_run_get_for)(user=user, run_id=run_id)
+            async with waiting.watching(run.pk) as watcher:
+                state = onboarding_selectors.check_run_state_of(run=run, steps=[])  # only the status counts here
+                while not onboarding_selectors.check_run_state_is_final(state) and (left := deadline - loop.time()) > 0:
+                    state = await watcher.changed(seen=state, timeout=left)
+            run = await sync_to_async(onboarding_selectors.check_run_get_for)(user=user, run_id=run_id)
         else:
             run = await sync_to_async(_check_waited_in_thread)(user, run, wait)
     return await sync_to_async(_check_out)(request, run)

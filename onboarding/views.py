@@ -175,18 +175,20 @@ async def check_run(request: HtmxHttpRequest, run_id: int):
     if seen is not None and await sync_to_async(_check_run_waitable)(request, run_id):
         seen = seen[:60]
         if isinstance(request, ASGIRequest):
-            state = await waiting.check_run_changed(run_id, seen=seen, timeout=ASGI_LONG_POLL_SECONDS)
+            async with waiting.watching(run_id) as watcher:
+                state = await watcher.changed(seen=seen, timeout=ASGI_LONG_POLL_SECONDS)
+                if state == seen:
+                    return HttpResponse(status=204)  # nothing new: the page asks again (portal.js)
+                await _steps_together(watcher, state, rendered_at=request.GET.get("at"))
         else:
             state = await sync_to_async(_check_run_wait_in_thread)(run_id, seen)
             long_poll = state is not None
-        if state == seen:
-            return HttpResponse(status=204)  # nothing new: the page asks again (portal.js)
-        if isinstance(request, ASGIRequest):
-            await _steps_together(run_id, state, rendered_at=request.GET.get("at"))
+            if state == seen:
+                return HttpResponse(status=204)
     return await sync_to_async(_check_run_page)(request, run_id, long_poll=long_poll)
 
 
-async def _steps_together(run_id: int, state: str, *, rendered_at: str | None) -> None:
+async def _steps_together(watcher: waiting.Watcher, state: str, *, rendered_at: str | None) -> None:
     """Steps saved in quick succession reach a watching page in one render, not one each: a running check's
     page is answered no sooner than CHECK_STEP_RENDER_MS after the render it asks from (`at`, the epoch ms
     of that render). The verdict is not held back: it ends the pause as soon as it is saved. Each render a
@@ -201,7 +203,7 @@ async def _steps_together(run_id: int, state: str, *, rendered_at: str | None) -
         left = min(deadline - time.time(), interval)  # `at` comes from the client: never more than one interval
         if left <= 0:
             return
-        state = await waiting.check_run_changed(run_id, seen=state, timeout=left)
+        state = await watcher.changed(seen=state, timeout=left)
 
 
 def _check_run_waitable(request: HttpRequest, run_id: int) -> bool:

@@ -19,6 +19,7 @@ Under WSGI (the sync path, WEB_SERVER=wsgi) the request's thread is held anyway:
 selectors.check_run_wait."""
 
 import asyncio
+import contextlib
 import logging
 import weakref
 
@@ -58,31 +59,28 @@ def _conninfo() -> str:
 
 
 class _Listener:
-    """One LISTEN connection for this event loop; waiters register a future per run id."""
+    """One LISTEN connection for this event loop; each waiter registers a Watcher per run id."""
 
     def __init__(self) -> None:
-        self.waiters: dict[int, set[asyncio.Future]] = {}
+        self.waiters: dict[int, set[Watcher]] = {}
         self.connected = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._listen(), name="check-run-listener")
 
-    def subscribe(self, run_id: int) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self.waiters.setdefault(run_id, set()).add(future)
-        return future
+    def subscribe(self, run_id: int, watcher: "Watcher") -> None:
+        self.waiters.setdefault(run_id, set()).add(watcher)
 
-    def unsubscribe(self, run_id: int, future: asyncio.Future) -> None:
+    def unsubscribe(self, run_id: int, watcher: "Watcher") -> None:
         waiting = self.waiters.get(run_id)
         if waiting is not None:
-            waiting.discard(future)
+            waiting.discard(watcher)
             if not waiting:
                 del self.waiters[run_id]
 
-    def _wake(self, run_id: int | None) -> None:
+    def _wake(self, run_id: int | None, state: str | None = None) -> None:
         groups = self.waiters.values() if run_id is None else [self.waiters.get(run_id, ())]
         for group in groups:
-            for future in group:
-                if not future.done():
-                    future.set_result(None)
+            for watcher in group:
+                watcher.notified(state)
 
     async def _listen(self) -> None:
         import psycopg
@@ -94,8 +92,9 @@ class _Listener:
                     self.connected.set()
                     self._wake(None)  # what changed while it was away: every waiter looks again
                     async for notify in conn.notifies():
+                        run_id, _, state = notify.payload.partition(":")  # "<run id>:<state token>"
                         try:
-                            self._wake(int(notify.payload))
+                            self._wake(int(run_id), state or None)
                         except ValueError:
                             continue
             except asyncio.CancelledError:
@@ -161,27 +160,73 @@ async def _state(run_id: int) -> str:
     return await sync_to_async(_state_now, thread_sensitive=False)(run_id)
 
 
-async def check_run_changed(run_id: int, *, seen: str, timeout: float) -> str:
-    """The run's state token once it differs from `seen`, or after `timeout` seconds (then the same)."""
-    await release_request_thread()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    listener = _listener()
-    while True:
-        # Subscribe before reading: a change committed between the read and the wait still wakes it.
-        future = listener.subscribe(run_id) if listener else None
-        try:
-            state = await _state(run_id)
-            remaining = deadline - loop.time()
-            if state != seen or remaining <= 0:
-                return state
-            if future is not None and listener.connected.is_set():
+class Watcher:
+    """One waiter's view of one run, subscribed for as long as it is open (`watching`): the state token the
+    latest notification carried. A notification says what the run's state became (migration
+    0014_check_run_notify_state), so a waiter woken by it needs no query to know; it asks the database only
+    at the start, where a notification carried no state (the listener reconnecting), where polling (SQLite,
+    the listener down), and where a notification claims the state it already has (a notification computed
+    before a concurrent change committed: the database is then the judge)."""
+
+    def __init__(self, run_id: int, listener: "_Listener | None") -> None:
+        self.run_id = run_id
+        self.listener = listener
+        self.state: str | None = None  # the latest known; None: ask the database
+        self._woken = asyncio.Event()
+        self._latest: str | None = None  # the state the latest notification carried since the last look
+        self._must_ask = False  # a notification without a state came since the last look
+
+    def notified(self, state: str | None) -> None:
+        if state is None:
+            self._must_ask = True
+        else:
+            self._latest = state
+        self._woken.set()
+
+    def _take(self) -> str | None:
+        """What the notifications since the last look say the state is; None: ask the database."""
+        latest = None if self._must_ask else self._latest
+        self._woken.clear()
+        self._latest, self._must_ask = None, False
+        return latest
+
+    async def changed(self, *, seen: str, timeout: float) -> str:
+        """The run's state token once it differs from `seen`, or after `timeout` seconds (then the same)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        state = self.state if self.state is not None else await _state(self.run_id)
+        while state == seen and (remaining := deadline - loop.time()) > 0:
+            if self.listener is not None and self.listener.connected.is_set():
                 try:
-                    await asyncio.wait_for(asyncio.shield(future), remaining)
+                    await asyncio.wait_for(self._woken.wait(), remaining)
                 except TimeoutError:
-                    pass
+                    break
+                notified = self._take()
+                state = notified if notified is not None and notified != seen else await _state(self.run_id)
             else:
                 await asyncio.sleep(min(POLL_SECONDS, remaining))
-        finally:
-            if future is not None:
-                listener.unsubscribe(run_id, future)
+                state = await _state(self.run_id)
+        self.state = state
+        return state
+
+
+@contextlib.asynccontextmanager
+async def watching(run_id: int):
+    """A Watcher of the run, subscribed before its first look (a change committed between that look and the
+    wait still wakes it), its request's thread given back first (see the module's docstring)."""
+    await release_request_thread()
+    listener = _listener()
+    watcher = Watcher(run_id, listener)
+    if listener is not None:
+        listener.subscribe(run_id, watcher)
+    try:
+        yield watcher
+    finally:
+        if listener is not None:
+            listener.unsubscribe(run_id, watcher)
+
+
+async def check_run_changed(run_id: int, *, seen: str, timeout: float) -> str:
+    """The run's state token once it differs from `seen`, or after `timeout` seconds (then the same)."""
+    async with watching(run_id) as watcher:
+        return await watcher.changed(seen=seen, timeout=timeout)

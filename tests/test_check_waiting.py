@@ -306,3 +306,60 @@ def test_a_browser_sees_every_step_and_the_verdict_arrive_over_the_asgi_path(asg
     CheckRun.objects.filter(pk=run.pk).update(status=CheckRun.Status.PASSED)
     page.locator("[data-testid=run-state]", has_text="Passed").wait_for(timeout=5_000)
     assert page.locator(f"#run-live-{run.pk}").text_content().startswith("Check passed")
+
+
+def test_a_watcher_knows_each_new_state_from_its_notification_without_asking_the_database(
+    transactional_db, alice, monkeypatch
+):
+    """A notification carries the state the run became (migration 0014): a waiting page asks the database
+    once, when it starts, not once per step saved (each look was a thread hop and a query in the web, ~10 a
+    check). A notification without a state (the triggers of a version before, during a deploy) still wakes
+    it, and it asks."""
+    from django.db import connection
+
+    from onboarding import waiting
+
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; the embedded SQLite set polls")
+    run = run_for(alice)
+    looks = []
+    ask = waiting._state
+
+    async def counted(run_id):
+        looks.append(run_id)
+        return await ask(run_id)
+
+    monkeypatch.setattr(waiting, "_state", counted)
+
+    async def watch() -> list[tuple[str, str]]:
+        listener = waiting._Listener()
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        watcher = waiting.Watcher(run.pk, listener)
+        listener.subscribe(run.pk, watcher)
+        seen = await watcher.changed(seen="", timeout=5)  # the first look asks
+        told = []
+        for position, name in enumerate(["key_format", "dns", "tcp"], start=1):
+            await asyncio.to_thread(save_step, run, position, name)
+            seen = await watcher.changed(seen=seen, timeout=5)
+            told.append((seen, await asyncio.to_thread(selectors.check_run_state, run_id=run.pk)))
+        await asyncio.to_thread(CheckRun.objects.filter(pk=run.pk).update, status=CheckRun.Status.PASSED)
+        seen = await watcher.changed(seen=seen, timeout=5)
+        told.append((seen, await asyncio.to_thread(selectors.check_run_state, run_id=run.pk)))
+        assert len(looks) == 1, looks
+        # A notification of the run id alone: the watcher asks.
+        await asyncio.to_thread(_notify, f"{run.pk}")
+        await asyncio.to_thread(CheckRun.objects.filter(pk=run.pk).update, status=CheckRun.Status.FAILED)
+        told.append((await watcher.changed(seen=seen, timeout=5), "failed.3.0.0"))
+        listener.task.cancel()
+        return told
+
+    told = asyncio.run(watch())
+    assert [state for state, _ in told] == [truth for _, truth in told]
+    assert told[-2][0] == "passed.3.0.0" and len(looks) >= 2
+
+
+def _notify(payload: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify('check_run_changed', %s)", [payload])
