@@ -7,11 +7,30 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
+from hokusai_portal.prepared import PreparedValues
+
 
 class Role(StrEnum):
     DEVELOPER = "Developers"
     SUPPORT = "Support engineers"
     MANAGER = "Managers"
+
+
+def _roles_query(user_id: int):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db.models import Exists, OuterRef
+
+    groups = Group.objects.filter(user=OuterRef("pk"))
+    return (
+        get_user_model()
+        .objects.filter(pk=user_id)
+        .values(**{role.name: Exists(groups.filter(name=role.value)) for role in Role})
+    )
+
+
+# Compiled once (hokusai_portal/prepared.py): every signed-in request asks it.
+_roles = PreparedValues(_roles_query)
 
 
 def roles_of(user) -> set[Role]:
@@ -20,8 +39,8 @@ def roles_of(user) -> set[Role]:
     if user.is_superuser:
         return set(Role)
     if not hasattr(user, "_portal_roles"):
-        names = set(user.groups.values_list("name", flat=True))
-        user._portal_roles = {role for role in Role if role.value in names}
+        held = _roles.first(user.pk) or {}
+        user._portal_roles = {role for role in Role if held.get(role.name)}
     return user._portal_roles
 
 

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from accounts.roles import Role, has_role
 from hokusai_portal import query as query_values
 from hokusai_portal.prepared import PreparedValues
-from organizations.selectors import organization_of
+from organizations.selectors import organization_id_of
 
 from .diagnosis import StepStatus
 from .models import ApiKey, CheckRun, CheckStep, EnvironmentReport, OrganizationApiKey, Registration
@@ -32,9 +32,9 @@ OPTIONAL_STEPS = {"environment"}
 def shared_with(*, user) -> Q:
     """What a developer may read of runs (and what hangs off them): their own, and those run in their
     organization (by any member, while a member). The one place the organization widens onboarding's reads."""
-    organization = organization_of(user=user)
+    organization_id = organization_id_of(user=user)
     mine = Q(user=user)
-    return mine | Q(organization=organization) if organization else mine
+    return mine | Q(organization_id=organization_id) if organization_id else mine
 
 
 def check_run_list_for(*, user) -> QuerySet[CheckRun]:
@@ -80,8 +80,8 @@ def api_key_for(*, user) -> ApiKey | None:
 
 
 def organization_key_for(*, user) -> OrganizationApiKey | None:
-    organization = organization_of(user=user)
-    return OrganizationApiKey.objects.filter(organization=organization).first() if organization else None
+    organization_id = organization_id_of(user=user)
+    return OrganizationApiKey.objects.filter(organization_id=organization_id).first() if organization_id else None
 
 
 def run_key_for(*, user) -> ApiKey | OrganizationApiKey | None:

@@ -1,9 +1,11 @@
-"""Organization reads. The apps above widen their scopes through `organization_of` (one place each)."""
+"""Organization reads. The apps above widen their scopes through `organization_of` or `organization_id_of`."""
 
 import hashlib
 
 from django.db.models import QuerySet
 from django.utils import timezone
+
+from hokusai_portal.prepared import PreparedValues
 
 from .models import Invitation, Membership, Organization
 
@@ -19,6 +21,25 @@ def membership_of(*, user) -> Membership | None:
     if not hasattr(user, "_portal_membership"):
         user._portal_membership = Membership.objects.select_related("organization").filter(user=user).first()
     return user._portal_membership
+
+
+# Compiled once (hokusai_portal/prepared.py): every request of a developer asks it (who else may read a run).
+_organization_id = PreparedValues(
+    lambda user_id: Membership.objects.filter(user_id=user_id).order_by().values("organization_id")
+)
+
+
+def organization_id_of(*, user) -> int | None:
+    """The id of the user's organization, or None: read once per request object, without the organization."""
+    if user is None or not user.is_authenticated:
+        return None
+    if hasattr(user, "_portal_membership"):  # hasattr: request.user is a lazy object, its __dict__ not the user's
+        membership = user._portal_membership
+        return membership.organization_id if membership else None
+    if not hasattr(user, "_portal_organization_id"):
+        row = _organization_id.first(user.pk)
+        user._portal_organization_id = row["organization_id"] if row else None
+    return user._portal_organization_id
 
 
 def organization_of(*, user) -> Organization | None:

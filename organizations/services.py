@@ -49,7 +49,9 @@ def _not_in_another(user, organization: Organization | None = None) -> None:
 
 
 def _forget_cached(user) -> None:
-    user.__dict__.pop("_portal_membership", None)
+    for name in ("_portal_membership", "_portal_organization_id"):  # delattr: request.user is a lazy object
+        if hasattr(user, name):
+            delattr(user, name)
 
 
 def organization_create(*, user, name: str) -> Organization:
