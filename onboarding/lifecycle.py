@@ -58,31 +58,34 @@ def check_run_claim(*, run_id: int, worker: str, deadline_seconds: float | dict[
     Returns None for a run that is someone else's, or over: a duplicate message does nothing.
     `deadline_seconds`: the check's own deadline (by the run's kind, when a dict)."""
     now = timezone.now()
-    seen = CheckRun.objects.filter(pk=run_id).values("kind", "attempt").first()
-    if seen is None:
+    # The run as it is (with its developer and their progress: the verdict's bookkeeping reads it), then the
+    # claim, guarded by the attempt read here: a run claimed in between is not claimed twice.
+    run = CheckRun.objects.select_related("user__onboarding_progress").filter(pk=run_id).first()
+    if run is None:
         return None
-    deadline = deadline_seconds[seen["kind"]] if isinstance(deadline_seconds, dict) else deadline_seconds
+    deadline = deadline_seconds[run.kind] if isinstance(deadline_seconds, dict) else deadline_seconds
     claimable = Q(status=CheckRun.Status.QUEUED) | Q(
         status=CheckRun.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=LEASE_SECONDS)
     )
-    # Guarded by the attempt read above: a first attempt (the usual case) has no steps to clear, so it
-    # claims in one statement; a later one clears the earlier attempt's steps in the same transaction.
-    with transaction.atomic() if seen["attempt"] else nullcontext():
-        claimed = CheckRun.objects.filter(
-            claimable, pk=run_id, attempt=seen["attempt"], attempt__lt=MAX_ATTEMPTS
-        ).update(
-            status=CheckRun.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            worker=worker[:200],
-            attempt=F("attempt") + 1,
-            deadline_at=now + timedelta(seconds=deadline + FINISH_SLACK_SECONDS),
+    claim = {
+        "status": CheckRun.Status.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker": worker[:200],
+        "deadline_at": now + timedelta(seconds=deadline + FINISH_SLACK_SECONDS),
+    }
+    # A first attempt (the usual case) has no steps to clear, so it claims in one statement; a later one
+    # clears the earlier attempt's steps in the same transaction.
+    with transaction.atomic() if run.attempt else nullcontext():
+        claimed = CheckRun.objects.filter(claimable, pk=run_id, attempt=run.attempt, attempt__lt=MAX_ATTEMPTS).update(
+            attempt=F("attempt") + 1, **claim
         )
         if not claimed:
             return None
-        if seen["attempt"]:
+        if run.attempt:
             CheckStep.objects.filter(run_id=run_id).delete()  # an earlier attempt's steps: this one starts over
-    run = CheckRun.objects.select_related("user").get(pk=run_id)
+    for name, value in {**claim, "attempt": run.attempt + 1}.items():
+        setattr(run, name, value)  # what the claim wrote, without reading the row again
     if run.attempt == 1:  # a re-queued attempt's wait is counted from its first queueing: not a queue wait
         metrics.check_queue_seconds.observe(max((now - run.created_at).total_seconds(), 0))
     return run

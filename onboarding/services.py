@@ -326,7 +326,11 @@ def check_run_execute(*, run_id: int) -> CheckRun | None:
 def progress_mark(*, user: AbstractBaseUser, milestone: str, at=None) -> None:
     """Record the first time `user` reached `milestone` (later times never overwrite it)."""
     at = at or timezone.now()
-    progress, _ = DeveloperProgress.objects.get_or_create(user=user, defaults={"signed_up_at": user.date_joined})
+    progress = getattr(user, "onboarding_progress", None)  # loaded with the user where it is (a check's run)
+    if progress is not None and getattr(progress, milestone) is not None:
+        return  # reached before: nothing to write (a developer's every later check)
+    if progress is None:
+        progress, _ = DeveloperProgress.objects.get_or_create(user=user, defaults={"signed_up_at": user.date_joined})
     DeveloperProgress.objects.filter(pk=progress.pk, **{f"{milestone}__isnull": True}).update(**{milestone: at})
 
 
