@@ -33,7 +33,9 @@ def _metrics_process_exited(**kwargs) -> None:
 # the prefork pool; the portal's workers use threads, and a check keeps its own deadline per registry call.
 @signals.task_prerun.connect
 @signals.task_postrun.connect
-def _database_connections_as_django_keeps_them(**kwargs) -> None:
+def _database_connections_as_django_keeps_them(sender=None, **kwargs) -> None:
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # run inline by its caller, maybe inside its transaction: the caller's connection, not ours
     close_old_connections()
 
 

@@ -138,7 +138,8 @@ class CheckStep(models.Model):
     evidence = models.JSONField(default=dict, blank=True, help_text="Redacted: status code, headers, first bytes.")
 
     class Meta:
-        ordering = ["run_id", "position"]  # the column: "run" would join the run for its own ordering
+        # The newest run's steps first, as before, by the column: "run" would join the run for its own ordering.
+        ordering = ["-run_id", "position"]
         constraints = [models.UniqueConstraint(fields=["run", "position"], name="unique_step_position")]
 
     def __str__(self) -> str:

@@ -1,15 +1,19 @@
 """Waiting for a check run to change without holding a thread (issue 27).
 
-`await check_run_changed(run_id, seen=..., timeout=...)` returns the run's state token (see
-selectors.check_run_state) as soon as it differs from `seen`, or after `timeout`. Callers: the check page's
-long poll (views.check_run) and, later, the API's `?wait=`.
+`await watcher.changed(seen=..., timeout=...)`, in `async with watching(run_id) as watcher`, returns the
+run's state token (see selectors.check_run_state) as soon as it differs from `seen`, or after `timeout`; one
+watcher serves a whole long poll (`check_run_changed` for a single wait). Callers: the check page's long
+poll (views.check_run) and the API's `?wait=`.
 
-- **PostgreSQL**: the database says when a run changes. Triggers (migration 0009_check_run_notify) send
-  `NOTIFY check_run_changed, '<run id>'` when a step is saved or the run's status, attempt or queue trouble
-  changes; the notification is delivered at commit, so what woke a waiter is visible to its next query.
-  One listening connection per process and event loop (psycopg 3 async) fans each notification out to
-  the waiters of that run: a thousand waiters cost a thousand futures, no thread and no query while
-  nothing changes. While the listener is down (database restart), waiters fall back to polling.
+- **PostgreSQL**: the database says when a run changes, and what its state became. Triggers (migrations
+  0009_check_run_notify, 0014_check_run_notify_state), deferred to commit, send
+  `NOTIFY check_run_state, '<run id>:<state token>'` when a step is saved or the run's status, attempt or
+  queue trouble changes. One listening connection per process and event loop (psycopg 3 async) hands each
+  notification to the watchers of that run (`async with watching(run_id) as watcher`, then
+  `await watcher.changed(seen=..., timeout=...)`): a thousand waiters cost a thousand watchers, no thread,
+  and no query while nothing changes nor when something does (the token says what); a watcher asks the
+  database at its first look and when a notification leaves it unsure. While the listener is down (database
+  restart), waiters fall back to polling.
 - **SQLite** (the embedded default): a poll, one indexed query every POLL_SECONDS.
 
 Under Django's ASGI handler every request gets a thread of its own for its synchronous parts (middleware,
@@ -31,7 +35,7 @@ from . import selectors
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "check_run_changed"
+CHANNEL = "check_run_state"  # "<run id>:<state token>" (migration 0014)
 POLL_SECONDS = 0.25  # SQLite, and PostgreSQL while the listener reconnects
 RECONNECT_SECONDS = 1.0
 
@@ -179,6 +183,9 @@ class Watcher:
     def notified(self, state: str | None) -> None:
         if state is None:
             self._must_ask = True
+        elif self._latest is not None and selectors.check_run_state_is_final(self._latest):
+            if state != self._latest:
+                self._must_ask = True  # a verdict, then something else: the database says which is last
         else:
             self._latest = state
         self._woken.set()

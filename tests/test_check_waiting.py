@@ -362,4 +362,4 @@ def _notify(payload: str) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify('check_run_changed', %s)", [payload])
+        cursor.execute("SELECT pg_notify('check_run_state', %s)", [payload])

@@ -11,6 +11,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AlterModelOptions(
             name="checkstep",
-            options={"ordering": ["run_id", "position"]},
+            options={"ordering": ["-run_id", "position"]},
         ),
     ]
