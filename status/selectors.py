@@ -218,11 +218,20 @@ def status_summary(now: datetime | None = None) -> dict:
 
 def degraded_for(probes: set[str]) -> list[tuple[ComponentStatus, list[Investigation]]]:
     """Components watched by these probes that are not operational, each with its open public incidents:
-    what the onboarding check page warns about."""
+    what the onboarding check page warns about. Cached apart from the summary, for as long: every check page
+    asks, and the answer is almost always an empty list, cheaper to read back than the whole summary."""
+    seconds = settings.STATUS_CACHE_SECONDS
+    key = "status:degraded:" + ",".join(sorted(probes))
+    if seconds:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
     summary = status_summary()
     found = []
     for status in summary["components"]:
         if status.component.probe in probes and status.state != ComponentState.OPERATIONAL:
             linked = [i for i in summary["open_incidents"] if status.component in i.status_components.all()]
             found.append((status, linked))
+    if seconds:
+        cache.set(key, found, seconds)
     return found

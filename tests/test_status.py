@@ -218,3 +218,22 @@ def test_the_status_page_needs_no_login_and_explains_itself():
     page = Client().get("/status/").content.decode()
     assert "Hokusai platform status" in page and "Probes call the platform every minute" in page
     assert page.count('data-testid="component"') == PlatformComponent.objects.count()
+
+
+def test_the_check_pages_warning_is_cached_on_its_own(settings):
+    """Every check page asks what is degraded; the answer (almost always nothing) is cached apart from the
+    summary, for as long, so a page reads back an empty list rather than the whole summary (issue 27)."""
+    from django.core.cache import cache
+
+    settings.STATUS_CACHE_SECONDS = 10
+    depends_on = {"gateway", "registry", "artifacts"}
+    assert selectors.degraded_for(depends_on) == []
+    gateway = component("gateway")
+    gateway.manual_state = ComponentState.PARTIAL_OUTAGE
+    gateway.save()
+    cache.delete("status:summary")
+    assert selectors.degraded_for(depends_on) == []  # as stale as the status page, never staler
+    assert selectors.status_summary()["indicator"] != "none"  # the summary itself was computed afresh
+    cache.clear()
+    [(status, incidents)] = selectors.degraded_for(depends_on)
+    assert status.component.slug == "gateway" and incidents == []
