@@ -9,25 +9,41 @@ sync: its request runs the same middleware, loaded in sync mode, in one hop to i
 whose requests wait only sometimes (the check page: only its long poll) names a sync view for the others
 (`waits_only_if`).
 
+A view may also wait before any middleware (`waits_only_if(..., before_chain=...)`): the check page's long
+poll carries a token its own render signed (who may watch which run), so the wait needs neither the session
+nor the database's say; once something changed, the sync chain answers it in one hop, authorising as any
+request. The async chain cost ~7 ms of web CPU per check (issue 27, py-spy).
+
 The URL is resolved once here to choose; Django resolves it again inside the chain (a few µs, cached)."""
 
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_resolver
 
 
-def waits_only_if(awaits: Callable[[HttpRequest], bool], *, otherwise: Callable) -> Callable:
+def waits_only_if(
+    awaits: Callable[[HttpRequest], bool],
+    *,
+    otherwise: Callable,
+    before_chain: Callable[..., Awaitable[HttpResponse | None]] | None = None,
+) -> Callable:
     """Marks an async view: a request for which `awaits(request)` is false (read before any middleware: the
-    raw headers and query) is answered by the sync view `otherwise`, through the sync chain."""
+    raw headers and query) is answered by the sync view `otherwise`, through the sync chain. With
+    `before_chain`, a request for which it is true does not take the async chain either:
+    `await before_chain(request, **kwargs)` runs on the event loop before any middleware, and answers with a
+    bare response (no middleware: a 204, say) or None, and then the sync view answers through the sync chain.
+    The async view itself still serves the servers that are not this handler (WSGI, the test client)."""
 
     def mark(view):
         view.awaits = awaits
         view.sync_view = otherwise
+        view.before_chain = before_chain
         return view
 
     return mark
@@ -50,9 +66,9 @@ class PortalASGIHandler(ASGIHandler):
         self.sync_handler = SyncChain()
         self.sync_handler.load_middleware(is_async=False)
 
-    def awaits(self, request) -> bool:
-        """Whether this request goes through the async chain: its view is a coroutine function, or it is for
-        a static file."""
+    def route(self, request) -> "bool | Callable[[], Awaitable[HttpResponse | None]]":
+        """True: this request goes through the async chain (its view is a coroutine function, or it is for a
+        static file); False: the sync chain; or what to await before the sync chain (`before_chain`)."""
         path = request.path_info
         if settings.STATIC_URL and path.startswith(settings.STATIC_URL):
             return True
@@ -63,11 +79,21 @@ class PortalASGIHandler(ASGIHandler):
         if not iscoroutinefunction(match.func):
             return False
         awaits = getattr(match.func, "awaits", None)
-        return awaits is None or awaits(request)
+        if awaits is not None and not awaits(request):
+            return False
+        before_chain = getattr(match.func, "before_chain", None)
+        if before_chain is not None:
+            return functools.partial(before_chain, request, *match.args, **match.kwargs)
+        return True
 
     async def get_response_async(self, request):
-        if self.awaits(request):
+        route = self.route(request)
+        if route is True:
             return await super().get_response_async(request)
+        if route is not False:
+            answered = await route()
+            if answered is not None:
+                return answered
         # The request's thread (ASGIHandler's ThreadSensitiveContext): the whole chain in one hop.
         return await sync_to_async(self.sync_handler.get_response, thread_sensitive=True)(request)
 

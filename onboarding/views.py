@@ -161,12 +161,32 @@ def check_run_now(request: HtmxHttpRequest, run_id: int):
     return _check_run_page(request, run_id, long_poll=True)
 
 
-@waits_only_if(_waits, otherwise=check_run_now)
+async def check_run_watch(request: HttpRequest, run_id: int) -> HttpResponse | None:
+    """The long poll under the portal's ASGI handler (hokusai_portal/handlers.py), on the event loop before any
+    middleware: with the token its page's render signed (waiting.watch_token: this session may watch this
+    run), it waits for the run to change; 204 when the wait runs out with nothing new. None: the sync chain
+    answers (check_run_now, authorising as any request), once the run changed or at once when the token does
+    not hold (a page of the version before, a hand-written URL, another run, another session), with a render
+    whose poll carries a fresh token."""
+    cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+    if not waiting.watch_token_valid(request.GET.get("w", ""), run_id, cookie):
+        return None
+    seen = request.GET.get("seen", "")[:60]
+    async with waiting.watching(run_id) as watcher:
+        state = await watcher.changed(seen=seen, timeout=ASGI_LONG_POLL_SECONDS)
+        if state == seen:
+            return HttpResponse(status=204)  # nothing new: the page asks again (portal.js)
+        await _steps_together(watcher, state, rendered_at=request.GET.get("at"))
+    return None
+
+
+@waits_only_if(_waits, otherwise=check_run_now, before_chain=check_run_watch)
 async def check_run(request: HtmxHttpRequest, run_id: int):
     """A check's page. Its htmx partial is long-polled: `?seen=<state>` is answered as soon as the run's
     state differs (a step saved, the verdict), or with 204 when the wait runs out with nothing new (nothing
     rendered; static/js/portal.js asks again at once). Under ASGI the wait is an await on the run's change
-    notification (onboarding/waiting.py), ASGI_LONG_POLL_SECONDS; under WSGI it holds a thread, one of
+    notification (onboarding/waiting.py), ASGI_LONG_POLL_SECONDS (the portal's handler waits in
+    check_run_watch, before any middleware; this view waits under other ASGI handlers); under WSGI it holds a thread, one of
     CHECK_LONG_POLL_SLOTS, for LONG_POLL_SECONDS, and with none free it answers at once and the page polls
     every 500 ms. With JavaScript off the page refreshes itself until the verdict; a plain reload shows the
     same."""
@@ -235,6 +255,8 @@ def _check_run_page(request: HtmxHttpRequest, run_id: int, *, long_poll: bool):
         "state": selectors.check_run_state_of(run=run, steps=steps),
         "long_poll": long_poll,
         "rendered_at": int(time.time() * 1000),  # the next long poll's `at` (_steps_together)
+        # The next long poll's `w`: it may wait before any middleware (check_run_watch).
+        "watch": waiting.watch_token(run.pk, request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")),
         "announcement": selectors.check_run_announcement(run=run, steps=steps),
         "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,
         "run_cause": CAUSES.get(run.cause, ("", "")),

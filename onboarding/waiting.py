@@ -29,6 +29,7 @@ import weakref
 
 from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.conf import settings
+from django.core import signing
 from django.db import connections
 
 from . import selectors
@@ -231,6 +232,37 @@ async def watching(run_id: int):
     finally:
         if listener is not None:
             listener.unsubscribe(run_id, watcher)
+
+
+# A check page's long poll carries a token its render signed: this session may watch this run. The poll then
+# waits before any middleware (hokusai_portal/handlers.py): no session read, no query, no thread until the run
+# changes; what it is then answered goes through the whole chain and its authorisation, as any request. The
+# token binds the run to the session cookie; it lasts WATCH_TOKEN_SECONDS (each render signs a new one, so only
+# a page whose run stayed unchanged that long is answered at once, and its next poll waits again).
+WATCH_TOKEN_SECONDS = 15 * 60
+_WATCH_SALT = "onboarding.waiting.watch"
+
+
+def _watch_value(run_id: int, session_cookie: str) -> str:
+    return f"{run_id}:{session_cookie}"
+
+
+def watch_token(run_id: int, session_cookie: str) -> str:
+    """`<timestamp>:<signature>` (the cookie itself stays out of the URL: it is signed, not sent)."""
+    value = _watch_value(run_id, session_cookie)
+    return signing.TimestampSigner(salt=_WATCH_SALT).sign(value).removeprefix(value + ":")
+
+
+def watch_token_valid(token: str, run_id: int, session_cookie: str) -> bool:
+    if not token or not session_cookie or len(token) > 100:
+        return False
+    try:
+        signing.TimestampSigner(salt=_WATCH_SALT).unsign(
+            f"{_watch_value(run_id, session_cookie)}:{token}", max_age=WATCH_TOKEN_SECONDS
+        )
+    except signing.BadSignature:  # SignatureExpired included
+        return False
+    return True
 
 
 async def check_run_changed(run_id: int, *, seen: str, timeout: float) -> str:

@@ -113,6 +113,15 @@ async def raw_get(url: str, path: str, headers: str, timeout: float = 30) -> tup
     return int(head.split()[1]), (body or head).decode(errors="replace"), ended
 
 
+def poll_of(url: str, run: CheckRun, cookie: str) -> str:
+    """The long poll the page's render asks (its `seen`, `at` and `w`, the token that lets it wait before any
+    middleware), as htmx would."""
+    partial = requests.get(
+        f"{url}/onboarding/checks/{run.pk}/", headers={"HX-Request": "true"}, cookies={"sessionid": cookie}, timeout=10
+    ).text
+    return html.unescape(re.search(r'hx-get="([^"]+)"', partial)[1])
+
+
 def run_for(user) -> CheckRun:
     return CheckRun.objects.create(
         user=user, status=CheckRun.Status.RUNNING, registry_url="http://registry.test", deadline_at=timezone.now()
@@ -123,8 +132,8 @@ def test_watchers_hold_no_thread_and_get_the_step_and_the_verdict_as_saved(asgi_
     url, master = asgi_server
     cookie = session_cookie(alice)
     run = run_for(alice)
-    seen = selectors.check_run_state(run_id=run.pk)
-    path = f"/onboarding/checks/{run.pk}/?seen={seen}"
+    path = poll_of(url, run, cookie)
+    assert f"seen={selectors.check_run_state(run_id=run.pk)}" in path
     [worker] = worker_pids(master.pid)
     watchers = 200
 
@@ -156,7 +165,7 @@ def test_watchers_hold_no_thread_and_get_the_step_and_the_verdict_as_saved(asgi_
     assert delays[-1] < views.LONG_POLL_SECONDS / 4, delays[-1]  # told by the save, not by the timeout
 
     # The verdict: the next long poll (with the new state) answers 286 (htmx stops) with it.
-    seen = re.search(r"\?seen=([^\"&]+)", answers[0][1])[1]
+    poll = html.unescape(re.search(r'hx-get="([^"]+)"', answers[0][1])[1])
 
     def verdict_later():
         time.sleep(0.5)
@@ -164,7 +173,7 @@ def test_watchers_hold_no_thread_and_get_the_step_and_the_verdict_as_saved(asgi_
 
     threading.Thread(target=verdict_later).start()
     started = time.monotonic()
-    status, body, ended = asyncio.run(long_poll(url, f"/onboarding/checks/{run.pk}/?seen={seen}", cookie))
+    status, body, ended = asyncio.run(long_poll(url, poll, cookie))
     assert status == 286 and 'data-status="passed"' in body and "Check passed" in body
     assert 0.4 < ended - started < views.LONG_POLL_SECONDS / 4
 
@@ -183,13 +192,12 @@ def test_steps_saved_together_reach_the_page_in_one_render_and_the_verdict_is_no
     url, _ = asgi_server
     cookie = session_cookie(alice)
     run = run_for(alice)
-    partial = requests.get(
-        f"{url}/onboarding/checks/{run.pk}/", headers={"HX-Request": "true"}, cookies={"sessionid": cookie}, timeout=10
-    ).text
-    poll = html.unescape(re.search(r'hx-get="([^"]+)"', partial)[1])
+    poll = poll_of(url, run, cookie)
     assert "&at=" in poll  # the page asks from the time of its render
     # A time that is not one (the client writes the URL it polls) is read as "no pause", never a 500.
-    absurd = f"/onboarding/checks/{run.pk}/?seen=queued.0.0.0&at=-{'9' * 400}"
+    absurd = re.sub(
+        r"&at=\d+", f"&at=-{'9' * 400}", poll.replace(selectors.check_run_state(run_id=run.pk), "queued.0.0.0")
+    )
     status, body, _ = asyncio.run(long_poll(url, absurd, cookie))
     assert status == 200 and 'data-status="running"' in body
 
@@ -266,12 +274,41 @@ def test_api_waits_hold_no_thread_and_answer_with_the_verdict_as_saved(asgi_serv
 
 
 def test_another_developers_watcher_waits_for_nothing(asgi_server, alice, dave):
+    """Neither with no token, nor with the token of dave's own page (another session's), nor with one of
+    alice's for another run: the poll is answered at once, by the chain, which says 404."""
     url, _ = asgi_server
     run = run_for(dave)
     seen = selectors.check_run_state(run_id=run.pk)
-    started = time.monotonic()
-    status, _, ended = asyncio.run(long_poll(url, f"/onboarding/checks/{run.pk}/?seen={seen}", session_cookie(alice)))
-    assert status == 404 and ended - started < 5
+    daves_poll = poll_of(url, run, session_cookie(dave))
+    alices_poll = poll_of(url, run_for(alice), cookie := session_cookie(alice))
+    alices_token_on_daves_run = re.sub(r"/checks/\d+/", f"/checks/{run.pk}/", alices_poll)
+    for path in (f"/onboarding/checks/{run.pk}/?seen={seen}", daves_poll, alices_token_on_daves_run):
+        started = time.monotonic()
+        status, _, ended = asyncio.run(long_poll(url, path, cookie))
+        assert status == 404 and ended - started < 5, path
+
+
+def test_a_poll_without_its_token_is_answered_at_once_and_the_next_one_waits(asgi_server, alice):
+    """A page of the version before (its poll carries no `w`), or a token expired: answered at once with the
+    run as it is, whose poll carries a fresh token and waits (nothing lost across a deploy)."""
+    url, _ = asgi_server
+    cookie = session_cookie(alice)
+    run = run_for(alice)
+    seen = selectors.check_run_state(run_id=run.pk)
+    status, body, _ = asyncio.run(long_poll(url, f"/onboarding/checks/{run.pk}/?seen={seen}", cookie))
+    assert status == 200 and 'data-status="running"' in body
+    poll = html.unescape(re.search(r'hx-get="([^"]+)"', body)[1])
+    assert "&w=" in poll
+
+    async def waits() -> bool:
+        task = asyncio.create_task(long_poll(url, poll, cookie))
+        await asyncio.sleep(2)
+        waited = not task.done()
+        await asyncio.to_thread(CheckRun.objects.filter(pk=run.pk).update, status=CheckRun.Status.PASSED)
+        status, body, _ = await task
+        return waited and status == 286 and 'data-status="passed"' in body
+
+    assert asyncio.run(waits())
 
 
 def test_javascript_off_the_page_refreshes_itself_until_the_verdict(asgi_server, alice, browser):
