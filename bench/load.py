@@ -68,10 +68,19 @@ class CountingUser(PortalUser):
         return response
 
     def start_check_page(self) -> tuple[int, str]:
-        """Submit a check as the form does; the run's id and the page the browser lands on."""
-        response = self.form_post("/onboarding/connectivity/", {"model_name": ""})
+        """Submit a check as the browser does (the form is boosted: htmx posts it and is answered with the check
+        page, its URL pushed); the run's id and the page the browser lands on."""
+        url = self.base_url + "/onboarding/connectivity/"
+        if "csrftoken" not in self.cookies:
+            self.get(url, timeout=10)
+        response = self.post(
+            url,
+            data={"model_name": "", "csrfmiddlewaretoken": self.cookies["csrftoken"]},
+            headers={"Referer": url, "HX-Request": "true", "HX-Boosted": "true", "HX-Current-URL": url},
+            timeout=15,
+        )
         assert response.status_code == 200, response.status_code
-        return int(re.search(r"/onboarding/checks/(\d+)/", response.url).group(1)), response.text
+        return int(re.search(r"/onboarding/checks/(\d+)/", response.headers["HX-Push-Url"]).group(1)), response.text
 
 
 def pct(values: list[float], q: float) -> float:

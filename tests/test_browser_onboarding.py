@@ -41,6 +41,13 @@ def test_developer_signs_in_saves_a_key_and_watches_the_check_pass(
     # Steps arrived by long-polling the partial, not by reloading the page.
     polls = [url for url in requests_seen if f"/onboarding/checks/{run.pk}/?seen=" in url]
     assert len(polls) >= 1
+    # The boosted form landed on the check page in one request (answered with the page, its URL pushed): no
+    # redirect, no second GET of the page; the address bar names the check, and a reload shows it.
+    assert page.url == f"{live_server.url}/onboarding/checks/{run.pk}/"
+    assert f"{live_server.url}/onboarding/checks/{run.pk}/" not in requests_seen
+    assert f"Check #{run.pk}" in page.title()
+    page.reload()
+    page.locator('.run[data-status="passed"]').wait_for()
 
     page.get_by_role("link", name="Continue to registration").click()
     # Pick, don't type: the run the key can see, with its metric, fills the form.

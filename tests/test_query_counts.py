@@ -24,6 +24,11 @@ PAGE_QUERIES = 8
 # the wizard's whole state was read to show a form the submit does not show, and the new run's (empty)
 # enqueue error was cleared.
 SUBMIT_QUERIES = 6
+# The boosted submit (htmx posts the form): the submit and the page it lands on, in one request: the submit's,
+# then the new run's steps, how many runs are queued ahead of it, the wizard and the banner. The redirect and
+# the page's GET were SUBMIT_QUERIES + PAGE_QUERIES (the second request's session, user, roles and organization,
+# the run read back).
+BOOSTED_SUBMIT_QUERIES = 10
 # The partial of a finished run: session, user, roles, the organization, the run, its steps.
 PARTIAL_QUERIES = 6
 # A long poll that finds a change: session, user, roles, the organization, the run (may it wait?), the state
@@ -126,3 +131,29 @@ def test_submits_share_one_broker_connection(passed_run, monkeypatch):
     # Not committed (the test's transaction): the worker that receives these finds no run and does nothing.
     assert all(services.check_run_enqueue(run_id=passed_run.pk) for _ in range(10))
     assert len(opened) <= 1, opened
+
+
+def test_a_boosted_submit_lands_on_the_check_page_in_one_request(passed_run, client, alice):
+    """The form as the browser posts it (htmx, boosted): answered with the check page itself and its URL
+    pushed, not a redirect and a second request; without htmx the redirect stays (a reload never resubmits)."""
+    client.force_login(alice)
+    url = reverse("onboarding:connectivity")
+    client.get(reverse("onboarding:check_run", args=[passed_run.pk]))  # the status answer cached, as on any page
+    response = None
+
+    def submit():
+        nonlocal response
+        response = client.post(url, {"model_name": ""}, headers={"HX-Request": "true", "HX-Boosted": "true"})
+
+    queries = queries_of(submit)
+    run = CheckRun.objects.latest("pk")
+    page = response.content.decode()
+    assert response.status_code == 200 and response["HX-Push-Url"] == reverse("onboarding:check_run", args=[run.pk])
+    assert f"<title>Check #{run.pk}" in page and f'id="run-{run.pk}"' in page and "&amp;w=" in page
+    assert "hx-swap-oob" not in page  # the whole body is swapped in: nothing out of band to aim at
+    assert len(queries) == BOOSTED_SUBMIT_QUERIES < SUBMIT_QUERIES + PAGE_QUERIES, "\n".join(queries)
+    retried = client.post(
+        reverse("onboarding:check_run_retry", args=[run.pk]), headers={"HX-Request": "true", "HX-Boosted": "true"}
+    )
+    assert retried.status_code == 200 and retried["HX-Push-Url"] != response["HX-Push-Url"]
+    assert client.post(url, {"model_name": ""}).status_code == 302
