@@ -333,6 +333,17 @@ def bench_embedded(args, tmp: Path) -> tuple[dict, str]:
         portal.kill_everything()
 
 
+def report_unfinished(db, submitted: dict[int, float]) -> None:
+    """A check without a verdict when the drive ended, or lost: what the database says of it (before the bench's
+    database is dropped), so that a lost check can be diagnosed."""
+    for row in db.execute(
+        "SELECT id, status, cause, attempt, worker, enqueue_error, created_at, started_at, heartbeat_at, finished_at "
+        "FROM onboarding_checkrun WHERE id = ANY(%s) AND (finished_at IS NULL OR status = 'lost')",
+        (list(submitted),),
+    ):
+        print(f"unfinished or lost: {row}", file=sys.stderr)
+
+
 def bench_redis(args, tmp: Path) -> tuple[dict, str]:
     name = f"portal_load_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
@@ -372,6 +383,8 @@ def bench_redis(args, tmp: Path) -> tuple[dict, str]:
                 (list(driven["submitted"]),),
             ).fetchall()
         rows = {row[0]: tuple(v if isinstance(v, str) or v is None else float(v) for v in row[1:]) for row in found}
+        with psycopg.connect(database_url) as db:
+            report_unfinished(db, driven["submitted"])
         return summarise(driven, rows), f"{where_time_went(rows)}; {cpu}"
     finally:
         if portal is not None:
