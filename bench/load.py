@@ -70,15 +70,9 @@ class CountingUser(PortalUser):
     def start_check_page(self) -> tuple[int, str]:
         """Submit a check as the browser does (the form is boosted: htmx posts it and is answered with the check
         page, its URL pushed); the run's id and the page the browser lands on."""
-        url = self.base_url + "/onboarding/connectivity/"
-        if "csrftoken" not in self.cookies:
-            self.get(url, timeout=10)
-        response = self.post(
-            url,
-            data={"model_name": "", "csrfmiddlewaretoken": self.cookies["csrftoken"]},
-            headers={"Referer": url, "HX-Request": "true", "HX-Boosted": "true", "HX-Current-URL": url},
-            timeout=15,
-        )
+        path = "/onboarding/connectivity/"
+        boosted = {"HX-Request": "true", "HX-Boosted": "true", "HX-Current-URL": self.base_url + path}
+        response = self.form_post(path, {"model_name": ""}, headers=boosted)
         assert response.status_code == 200, response.status_code
         return int(re.search(r"/onboarding/checks/(\d+)/", response.headers["HX-Push-Url"]).group(1)), response.text
 
@@ -382,9 +376,8 @@ def bench_redis(args, tmp: Path) -> tuple[dict, str]:
                 "extract(epoch FROM finished_at) FROM onboarding_checkrun WHERE id = ANY(%s)",
                 (list(driven["submitted"]),),
             ).fetchall()
-        rows = {row[0]: tuple(v if isinstance(v, str) or v is None else float(v) for v in row[1:]) for row in found}
-        with psycopg.connect(database_url) as db:
             report_unfinished(db, driven["submitted"])
+        rows = {row[0]: tuple(v if isinstance(v, str) or v is None else float(v) for v in row[1:]) for row in found}
         return summarise(driven, rows), f"{where_time_went(rows)}; {cpu}"
     finally:
         if portal is not None:

@@ -180,10 +180,13 @@ async def check_run_watch(request: HttpRequest, run_id: int) -> HttpResponse | N
     answers (check_run_now, authorising as any request), once the run changed or at once when the token does
     not hold (a page of the version before, a hand-written URL, another run, another session), with a render
     whose poll carries a fresh token."""
-    cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
-    if not waiting.watch_token_valid(request.GET.get("w", ""), run_id, cookie):
+    if not waiting.watch_token_valid(request, run_id):
         return None
-    seen = request.GET.get("seen", "")[:60]
+    return await _wait_on_loop(request, run_id, request.GET.get("seen", "")[:60])
+
+
+async def _wait_on_loop(request: HttpRequest, run_id: int, seen: str) -> HttpResponse | None:
+    """The wait on the run's change notification: 204 when it runs out with nothing new, None once changed."""
     async with waiting.watching(run_id) as watcher:
         state = await watcher.changed(seen=seen, timeout=ASGI_LONG_POLL_SECONDS)
         if state == seen:
@@ -198,8 +201,8 @@ async def check_run(request: HtmxHttpRequest, run_id: int):
     state differs (a step saved, the verdict), or with 204 when the wait runs out with nothing new (nothing
     rendered; static/js/portal.js asks again at once). Under ASGI the wait is an await on the run's change
     notification (onboarding/waiting.py), ASGI_LONG_POLL_SECONDS (the portal's handler waits in
-    check_run_watch, before any middleware; this view waits under other ASGI handlers); under WSGI it holds a thread, one of
-    CHECK_LONG_POLL_SLOTS, for LONG_POLL_SECONDS, and with none free it answers at once and the page polls
+    check_run_watch, before any middleware; this view waits under other ASGI handlers); under WSGI it holds a
+    thread, one of CHECK_LONG_POLL_SLOTS, for LONG_POLL_SECONDS, and with none free it answers at once and the page polls
     every 500 ms. With JavaScript off the page refreshes itself until the verdict; a plain reload shows the
     same."""
     long_poll = True
@@ -207,11 +210,8 @@ async def check_run(request: HtmxHttpRequest, run_id: int):
     if seen is not None and await sync_to_async(_check_run_waitable)(request, run_id):
         seen = seen[:60]
         if isinstance(request, ASGIRequest):
-            async with waiting.watching(run_id) as watcher:
-                state = await watcher.changed(seen=seen, timeout=ASGI_LONG_POLL_SECONDS)
-                if state == seen:
-                    return HttpResponse(status=204)  # nothing new: the page asks again (portal.js)
-                await _steps_together(watcher, state, rendered_at=request.GET.get("at"))
+            if (unchanged := await _wait_on_loop(request, run_id, seen)) is not None:
+                return unchanged
         else:
             state = await sync_to_async(_check_run_wait_in_thread)(run_id, seen)
             long_poll = state is not None
@@ -273,7 +273,7 @@ def _check_run_render(request: HtmxHttpRequest, run, *, long_poll: bool):
         "long_poll": long_poll,
         "rendered_at": int(time.time() * 1000),  # the next long poll's `at` (_steps_together)
         # The next long poll's `w`: it may wait before any middleware (check_run_watch).
-        "watch": waiting.watch_token(run.pk, request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")),
+        "watch": waiting.watch_token(request, run.pk),
         "announcement": selectors.check_run_announcement(run=run, steps=steps),
         "queued_ahead": selectors.check_run_queued_ahead(run=run) if run.status == run.Status.QUEUED else 0,
         "run_cause": CAUSES.get(run.cause, ("", "")),

@@ -243,22 +243,24 @@ WATCH_TOKEN_SECONDS = 15 * 60
 _WATCH_SALT = "onboarding.waiting.watch"
 
 
-def _watch_value(run_id: int, session_cookie: str) -> str:
-    return f"{run_id}:{session_cookie}"
+def _watch_value(request, run_id: int) -> str:
+    return f"{run_id}:{request.COOKIES.get(settings.SESSION_COOKIE_NAME, '')}"
 
 
-def watch_token(run_id: int, session_cookie: str) -> str:
-    """`<timestamp>:<signature>` (the cookie itself stays out of the URL: it is signed, not sent)."""
-    value = _watch_value(run_id, session_cookie)
+def watch_token(request, run_id: int) -> str:
+    """`<timestamp>:<signature>` (the session cookie itself stays out of the URL: it is signed, not sent)."""
+    value = _watch_value(request, run_id)
     return signing.TimestampSigner(salt=_WATCH_SALT).sign(value).removeprefix(value + ":")
 
 
-def watch_token_valid(token: str, run_id: int, session_cookie: str) -> bool:
-    if not token or not session_cookie or len(token) > 100:
+def watch_token_valid(request, run_id: int) -> bool:
+    """Whether the request's `w` is a token signed for this run and this request's session cookie."""
+    token = request.GET.get("w", "")
+    if not token or len(token) > 100 or settings.SESSION_COOKIE_NAME not in request.COOKIES:
         return False
     try:
         signing.TimestampSigner(salt=_WATCH_SALT).unsign(
-            f"{_watch_value(run_id, session_cookie)}:{token}", max_age=WATCH_TOKEN_SECONDS
+            f"{_watch_value(request, run_id)}:{token}", max_age=WATCH_TOKEN_SECONDS
         )
     except signing.BadSignature:  # SignatureExpired included
         return False

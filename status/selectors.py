@@ -193,16 +193,15 @@ def status_summary(now: datetime | None = None) -> dict:
     """Everything the page, the JSON and the badges show; cached for STATUS_CACHE_SECONDS (the same answer
     for everyone, so a burst of visitors costs one computation)."""
     seconds = settings.STATUS_CACHE_SECONDS if now is None else 0  # a summary "as of" a time is not cached
-    if seconds:
-        cached = cache.get("status:summary")
-        if cached is not None:
-            return cached
-    now = now or timezone.now()
+    return _cached("status:summary", seconds, lambda: _summary(now or timezone.now()))
+
+
+def _summary(now: datetime) -> dict:
     statuses = component_statuses(now)
     incident_list = list(incidents(now))
     open_incidents = [i for i in incident_list if i.is_open]
     indicator, description = overall(statuses, open_incidents)
-    summary = {
+    return {
         "now": now,
         "components": statuses,
         "incidents": incident_list,
@@ -211,27 +210,33 @@ def status_summary(now: datetime | None = None) -> dict:
         "indicator": indicator,
         "description": description,
     }
-    if seconds:
-        cache.set("status:summary", summary, seconds)
-    return summary
 
 
 def degraded_for(probes: set[str]) -> list[tuple[ComponentStatus, list[Investigation]]]:
     """Components watched by these probes that are not operational, each with its open public incidents:
     what the onboarding check page warns about. Cached apart from the summary, for as long: every check page
     asks, and the answer is almost always an empty list, cheaper to read back than the whole summary."""
-    seconds = settings.STATUS_CACHE_SECONDS
-    key = "status:degraded:" + ",".join(sorted(probes))
-    if seconds:
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
+    return _cached(
+        "status:degraded:" + ",".join(sorted(probes)), settings.STATUS_CACHE_SECONDS, lambda: _degraded(probes)
+    )
+
+
+def _degraded(probes: set[str]) -> list[tuple[ComponentStatus, list[Investigation]]]:
     summary = status_summary()
     found = []
     for status in summary["components"]:
         if status.component.probe in probes and status.state != ComponentState.OPERATIONAL:
             linked = [i for i in summary["open_incidents"] if status.component in i.status_components.all()]
             found.append((status, linked))
-    if seconds:
-        cache.set(key, found, seconds)
     return found
+
+
+def _cached(key: str, seconds: int, compute):
+    """`compute()`, kept `seconds` in the cache under `key` (0: computed every time)."""
+    if not seconds:
+        return compute()
+    cached = cache.get(key)
+    if cached is None:
+        cached = compute()
+        cache.set(key, cached, seconds)
+    return cached

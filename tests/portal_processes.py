@@ -102,14 +102,14 @@ class PortalUser(requests.Session):
         super().__init__()
         self.base_url = base_url.rstrip("/")
 
-    def form_post(self, path: str, data: dict, **kwargs) -> requests.Response:
+    def form_post(self, path: str, data: dict, headers: dict | None = None, **kwargs) -> requests.Response:
         url = self.base_url + path
         if "csrftoken" not in self.cookies:
             self.get(url, timeout=10)
         return self.post(
             url,
             data={**data, "csrfmiddlewaretoken": self.cookies["csrftoken"]},
-            headers={"Referer": url},
+            headers={"Referer": url, **(headers or {})},
             timeout=15,
             **kwargs,
         )
