@@ -253,7 +253,13 @@ def registration_start(*, user: AbstractBaseUser, request: RegistrationRequest) 
 
 def check_run_execute(*, run_id: int) -> CheckRun | None:
     """Run the steps of a queued run, saving each as it finishes. A run another worker holds, or one
-    that is over (a duplicate message), is left alone; one whose worker died is taken over."""
+    that is over (a duplicate message), is left alone; one whose worker died is taken over. The worker's
+    heartbeat keeps the run's lease from before the claim until the verdict."""
+    with lifecycle.lease_kept(run_id):
+        return _check_run_execute(run_id=run_id)
+
+
+def _check_run_execute(*, run_id: int) -> CheckRun | None:
     run = lifecycle.check_run_claim(
         run_id=run_id,
         worker=lifecycle.worker_name(),

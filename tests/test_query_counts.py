@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from onboarding import selectors, services
-from onboarding.models import CheckRun
+from onboarding import lifecycle, selectors, services
+from onboarding.models import CheckRun, WorkerHeartbeat
 
 # As measured. A check run: the run with its developer and their progress, the claim, the key (3), per step
 # one insert conditional on the attempt still holding the run (8 steps: 8), the verdict (1), the first pass
@@ -34,6 +34,11 @@ PARTIAL_QUERIES = 6
 # A long poll that finds a change: session, user, roles, the organization, the run (may it wait?), the state
 # probe, the run and its steps as they are now.
 POLL_QUERIES = 8
+# An idle second (no run to touch, no run held): the sweep's probe, each worker's heartbeat. Were 8 and 5: every
+# kind of due run looked for apart, the dead workers' rows pruned every second; a locked read of the worker's
+# row, its update, the transaction around them and the lease update of no run.
+IDLE_SWEEP_QUERIES = 1
+IDLE_BEAT_QUERIES = 1
 # What a waiting poll costs per look (the WSGI path's every 50 ms; the ASGI path's once per notification).
 LONG_POLL_PROBE_QUERIES = 1
 
@@ -157,3 +162,23 @@ def test_a_boosted_submit_lands_on_the_check_page_in_one_request(passed_run, cli
     )
     assert retried.status_code == 200 and retried["HX-Push-Url"] != response["HX-Push-Url"]
     assert client.post(url, {"model_name": ""}).status_code == 302
+
+
+def test_an_idle_second_costs_the_sweep_one_query_and_each_worker_one(passed_run, monkeypatch):
+    """A portal nobody uses still sweeps every second and each worker process beats every second: on launch day
+    the database does this all day long, so an idle second is counted too."""
+    lifecycle.worker_beat(name="host:1")  # a worker's first beat inserts its row
+    monkeypatch.setattr(lifecycle, "_pruned_at", None)
+    lifecycle.check_runs_sweep()  # the first sweep prunes the dead workers' rows; later ones not for a minute
+    sweep = queries_of(lifecycle.check_runs_sweep)  # passed_run is queued, inside its grace: nothing due
+    beat = queries_of(lambda: lifecycle.worker_beat(name="host:1"))
+    assert len(sweep) == IDLE_SWEEP_QUERIES, "\n".join(sweep)
+    assert len(beat) == IDLE_BEAT_QUERIES, "\n".join(beat)
+    assert CheckRun.objects.get(pk=passed_run.pk).status == CheckRun.Status.QUEUED
+    assert WorkerHeartbeat.objects.get(name="host:1").beat_at > passed_run.created_at
+    # A worker with a run in hand keeps its lease in the same beat: one statement more.
+    CheckRun.objects.filter(pk=passed_run.pk).update(status=CheckRun.Status.RUNNING, worker="host:1")
+    with lifecycle.lease_kept(passed_run.pk):
+        held = queries_of(lambda: lifecycle.worker_beat(name="host:1"))
+    assert len(held) == IDLE_BEAT_QUERIES + 1, "\n".join(held)
+    assert CheckRun.objects.get(pk=passed_run.pk).heartbeat_at is not None

@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding import lifecycle, services
-from onboarding.models import CheckRun
+from onboarding.models import CheckRun, WorkerHeartbeat
 from tests.conftest import wait_for_run
+from tests.fault_servers import slow_proxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,6 +122,28 @@ def test_a_run_whose_worker_died_is_run_again_then_lost_if_it_dies_again(keyed_a
     lifecycle.check_runs_sweep()
     run.refresh_from_db()
     assert (run.status, run.cause) == (CheckRun.Status.LOST, "WORKER_LOST")
+
+
+def test_a_check_longer_than_the_lease_keeps_it_while_its_worker_beats(keyed_alice, live_worker, settings, devstack):
+    """A registry that answers each call in a second: the check outlasts the lease, and the sweep (every
+    second) must not take a run from a worker that is alive and working on it (the heartbeat keeps the lease
+    of the runs its process holds)."""
+    with slow_proxy(devstack.url, 1.0) as slow_registry:
+        settings.HOKUSAI_REGISTRY_URL = slow_registry
+        run = services.connectivity_check_start(user=keyed_alice, model_name="")
+        finished, took = sweep_until_finished(run.pk, timeout=40)
+    assert took > lifecycle.LEASE_SECONDS + 1
+    assert (finished.status, finished.cause, finished.attempt) == (CheckRun.Status.PASSED, "OK", 1)
+
+
+def test_the_rows_of_workers_dead_for_an_hour_are_pruned_by_the_sweep(db, monkeypatch):
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(name="gone:1", pid=1, beat_at=now - timedelta(hours=2))  # killed, no goodbye
+    WorkerHeartbeat.objects.create(name="recent:2", pid=2, beat_at=now - timedelta(minutes=5))  # for the admin
+    monkeypatch.setattr(lifecycle, "_pruned_at", None)
+    assert lifecycle.check_runs_sweep() == {}  # nothing else to do
+    names = set(WorkerHeartbeat.objects.values_list("name", flat=True))  # and the session's worker's, if it runs
+    assert "gone:1" not in names and "recent:2" in names
 
 
 def test_the_workers_own_verdict_wins_over_an_expiry_that_raced_it(keyed_alice):
