@@ -61,9 +61,10 @@ def check_run_claim(*, run_id: int, worker: str, deadline_seconds: float | dict[
     Returns None for a run that is someone else's, or over: a duplicate message does nothing.
     `deadline_seconds`: the check's own deadline (by the run's kind, when a dict)."""
     now = timezone.now()
-    # The run as it is (with its developer and their progress: the verdict's bookkeeping reads it), then the
+    # The run as it is (with its developer, their progress: the verdict's bookkeeping reads it, and their own key:
+    # the check runs with it unless the run is the organization's), then the
     # claim, guarded by the attempt read here: a run claimed in between is not claimed twice.
-    run = CheckRun.objects.select_related("user__onboarding_progress").filter(pk=run_id).first()
+    run = CheckRun.objects.select_related("user__onboarding_progress", "user__api_key").filter(pk=run_id).first()
     if run is None:
         return None
     deadline = deadline_seconds[run.kind] if isinstance(deadline_seconds, dict) else deadline_seconds

@@ -160,6 +160,8 @@ def _key_of_run(run: CheckRun) -> ApiKey | OrganizationApiKey | None:
         return OrganizationApiKey.objects.filter(
             organization_id=run.organization_id, organization__memberships__user_id=run.user_id
         ).first()
+    if CheckRun.user.is_cached(run) and type(run.user).api_key.is_cached(run.user):  # read with the run by the claim
+        return getattr(run.user, "api_key", None)
     return ApiKey.objects.filter(user_id=run.user_id).first()
 
 

@@ -147,7 +147,7 @@ def _landed_on_check_page(request: HtmxHttpRequest, run) -> HttpResponse:
     issue 27). Without JavaScript the form posts as usual and is redirected (a reload never submits twice)."""
     if request.htmx.boosted:
         # The run its owner just started: no need to read it back to know they may see it.
-        page = _check_run_render(request, run, long_poll=True)
+        page = _check_run_render(request, run, long_poll=True, steps=[])  # and it has no steps yet
         return push_url(page, reverse("onboarding:check_run", args=[run.pk]))
     return redirect("onboarding:check_run", run_id=run.pk)
 
@@ -261,9 +261,10 @@ def _check_run_page(request: HtmxHttpRequest, run_id: int, *, long_poll: bool):
     return _check_run_render(request, run, long_poll=long_poll)
 
 
-def _check_run_render(request: HtmxHttpRequest, run, *, long_poll: bool):
-    """The check page (or its partial) of a run the visitor may see."""
-    steps = list(run.steps.all())
+def _check_run_render(request: HtmxHttpRequest, run, *, long_poll: bool, steps: list | None = None):
+    """The check page (or its partial) of a run the visitor may see (`steps`: when known without reading them;
+    a step saved meanwhile makes the next long poll answer at once, as the page's state token says none)."""
+    steps = list(run.steps.all()) if steps is None else steps
     context = {
         "run": run,
         "steps": steps,

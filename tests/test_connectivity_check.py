@@ -215,6 +215,21 @@ def test_two_users_checks_at_once_each_use_their_own_key(client, alice, dave, de
     assert dave_run.cause == "WRITE_PERMISSION_DENIED"
 
 
+def test_a_key_deleted_between_submit_and_the_worker_fails_the_first_step(alice, devstack, devstack_keys, settings):
+    """The worker runs with the key as saved when it takes the run (read with the run by the claim): a key deleted
+    in between is not used from an earlier read, and the first step says what is wrong."""
+    settings.HOKUSAI_REGISTRY_URL = devstack.url
+    services.api_key_save(user=alice, raw_key=devstack_keys["writer"])
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # not handed to the worker: this test runs it
+    run = services.connectivity_check_start(user=alice)
+    assert services.api_key_forget(user=alice)
+    services.check_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.cause) == (CheckRun.Status.FAILED, "KEY_FORMAT_INVALID")
+    steps = list(run.steps.values_list("name", "status"))
+    assert steps[0] == ("key_format", "fail") and {status for _, status in steps[1:]} == {"skipped"}
+
+
 def test_a_message_delivered_twice_runs_once(alice, devstack, devstack_keys, settings):
     settings.HOKUSAI_REGISTRY_URL = devstack.url
     services.api_key_save(user=alice, raw_key=devstack_keys["writer"])

@@ -10,12 +10,13 @@ from django.urls import reverse
 from onboarding import lifecycle, selectors, services
 from onboarding.models import CheckRun, WorkerHeartbeat
 
-# As measured. A check run: the run with its developer and their progress, the claim, the key (3), per step
+# As measured. A check run: the run with its developer, their progress and their key, the claim (2), per step
 # one insert conditional on the attempt still holding the run (8 steps: 8), the verdict (1), the first pass
 # recorded in the progress (1; a developer's later checks: none). Was 30: a lease guard apart from each insert,
 # transactions around single statements, the run and its user read again after the verdict; then 15: the
-# run read apart for its attempt and again after the claim, the progress read before its write (issue 27).
-CHECK_RUN_QUERIES = 13
+# run read apart for its attempt and again after the claim, the progress read before its write; then 13: the
+# developer's key read apart (issue 27).
+CHECK_RUN_QUERIES = 12
 # The page: session, user, roles (3), the developer's organization (who else may read the run, 1), the run and
 # its steps (2), the wizard (what is done, a key included: 1), whether the address is verified (the banner, 1).
 # Was 12: what is done was three queries; then 10: the wizard read the key and the latest run it does not show.
@@ -25,10 +26,11 @@ PAGE_QUERIES = 8
 # enqueue error was cleared.
 SUBMIT_QUERIES = 6
 # The boosted submit (htmx posts the form): the submit and the page it lands on, in one request: the submit's,
-# then the new run's steps, how many runs are queued ahead of it, the wizard and the banner. The redirect and
+# then how many runs are queued ahead of it, the wizard and the banner (the new run's steps: none yet, not read;
+# were read: 10). The redirect and
 # the page's GET were SUBMIT_QUERIES + PAGE_QUERIES (the second request's session, user, roles and organization,
 # the run read back).
-BOOSTED_SUBMIT_QUERIES = 10
+BOOSTED_SUBMIT_QUERIES = 9
 # The partial of a finished run: session, user, roles, the organization, the run, its steps.
 PARTIAL_QUERIES = 6
 # A long poll that finds a change: session, user, roles, the organization, the run (may it wait?), the state
