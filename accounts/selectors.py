@@ -1,13 +1,29 @@
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
+from django.db.models import Exists, OuterRef
 
 
 def user_email_verified(*, user) -> bool:
     """May the portal store a key for this user or send them mail? Not while their only addresses are
     unverified (a self sign-up that has not confirmed). Accounts with no address record (made by an operator
-    without an email) have nothing to verify."""
+    without an email) have nothing to verify. Read once per request object: a query that reads the user's row
+    anyway may answer it on the way (email_verified_of_user_row, then email_verified_known)."""
+    known = getattr(user, "_portal_email_verified", None)
+    if known is not None:
+        return known
     addresses = list(EmailAddress.objects.filter(user=user).values_list("verified", flat=True))
     return not addresses or any(addresses)
+
+
+def email_verified_of_user_row():
+    """user_email_verified as an expression over a user row (OuterRef("pk")): for a query on the user's row."""
+    addresses = EmailAddress.objects.filter(user=OuterRef("pk"))
+    return ~Exists(addresses) | Exists(addresses.filter(verified=True))
+
+
+def email_verified_known(*, user, verified) -> None:
+    """What such a query said, kept on this request's user object (every page's banner asks it again)."""
+    user._portal_email_verified = bool(verified)  # SQLite answers EXISTS with 0 or 1
 
 
 def user_has_second_factor(*, user) -> bool:

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.roles import Role, has_role
+from accounts.selectors import email_verified_known, email_verified_of_user_row
 from hokusai_portal import query as query_values
 from hokusai_portal.prepared import PreparedValues
 from organizations.selectors import organization_id_of
@@ -103,6 +104,8 @@ def _progress_query(user_id: int) -> QuerySet:
                 Registration.objects.filter(user=OuterRef("pk"), failed=False, check_run__status=CheckRun.Status.PASSED)
             ),
             reported=Exists(EnvironmentReport.objects.filter(user=OuterRef("pk"))),
+            # Not the wizard's: every page's banner asks it, and the row is read here anyway.
+            email_verified=email_verified_of_user_row(),
         )
     )
 
@@ -117,6 +120,7 @@ def _progress(*, user) -> dict:
     row = _progress_prepared.first(user.pk)
     if row is None:
         raise get_user_model().DoesNotExist(user.pk)
+    email_verified_known(user=user, verified=row.pop("email_verified"))
     return {name: bool(value) for name, value in row.items()}  # SQLite answers EXISTS with 0 or 1
 
 

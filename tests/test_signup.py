@@ -54,6 +54,18 @@ def test_no_key_is_stored_until_the_address_is_verified_by_a_post(client, db, se
     assert ApiKey.objects.filter(user__username="dev@example.com").exists()
 
 
+def test_every_page_says_so_while_the_address_is_unverified_and_none_after(client, db):
+    """The banner's question is answered by the wizard's query on the pages that show the wizard, and by a
+    query of its own on the others: both say the same."""
+    sign_up(client)
+    pages = [reverse("onboarding:key"), reverse("onboarding:history")]  # with the wizard, without it
+    for url in pages:
+        assert 'data-testid="email-unverified"' in client.get(url).content.decode(), url
+    EmailAddress.objects.filter(email="dev@example.com").update(verified=True)
+    for url in pages:
+        assert 'data-testid="email-unverified"' not in client.get(url).content.decode(), url
+
+
 def test_send_again_is_rate_limited(client, db, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     sign_up(client)
