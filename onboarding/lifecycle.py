@@ -201,16 +201,21 @@ def check_runs_sweep(*, now=None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {}
     stale = now - timedelta(seconds=LEASE_SECONDS)
-    if _nothing_due(now=now, stale=stale):  # the usual second: one query, not eight (issue 27)
+    # What the sweep acts on, below; the usual second has none of it: one query, not eight (issue 27).
+    dead = CheckRun.objects.filter(status=CheckRun.Status.RUNNING, heartbeat_at__lt=stale)
+    overran = CheckRun.objects.filter(status=CheckRun.Status.RUNNING, deadline_at__lt=now)
+    unsent = CheckRun.objects.filter(status=CheckRun.Status.QUEUED).exclude(enqueue_error="")
+    waiting = CheckRun.objects.filter(status=CheckRun.Status.QUEUED, deadline_at__lt=now)
+    # (The (status, deadline_at) index: only the active runs are read.)
+    if not (dead | overran | unsent | waiting).filter(status__in=ACTIVE).exists():
         _prune_dead_workers(now=now)
         return counts
 
     # Running, but its worker stopped beating: once more from the start, then lost.
-    dead = CheckRun.objects.filter(status=CheckRun.Status.RUNNING, heartbeat_at__lt=stale)
     retry_ids = list(dead.filter(attempt__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
-    counts["requeued"] = CheckRun.objects.filter(
-        pk__in=retry_ids, status=CheckRun.Status.RUNNING, heartbeat_at__lt=stale
-    ).update(status=CheckRun.Status.QUEUED, deadline_at=now + timedelta(seconds=QUEUE_GRACE_SECONDS))
+    counts["requeued"] = dead.filter(pk__in=retry_ids).update(
+        status=CheckRun.Status.QUEUED, deadline_at=now + timedelta(seconds=QUEUE_GRACE_SECONDS)
+    )
     for run_id in retry_ids:
         logger.warning("check run %s: its worker stopped; queued again", run_id)
         check_run_enqueue(run_id=run_id)
@@ -219,22 +224,14 @@ def check_runs_sweep(*, now=None) -> dict[str, int]:
     )
 
     # Running past its own deadline while its worker still beats: the check should have ended itself.
-    counts["overran"] = _end(
-        CheckRun.objects.filter(status=CheckRun.Status.RUNNING, deadline_at__lt=now),
-        status=CheckRun.Status.LOST,
-        cause="DEADLINE_EXCEEDED",
-        now=now,
-    )
+    counts["overran"] = _end(overran, status=CheckRun.Status.LOST, cause="DEADLINE_EXCEEDED", now=now)
 
     # Queued but never published (the broker was down at submit): publish now that the sweep runs.
-    for run_id in (
-        CheckRun.objects.filter(status=CheckRun.Status.QUEUED).exclude(enqueue_error="").values_list("pk", flat=True)
-    ):
+    for run_id in unsent.values_list("pk", flat=True):
         check_run_enqueue(run_id=run_id)
 
     # Queued past its grace: no live worker ends it now; with live workers (a backlog, or a message a
     # dead worker had taken) it is published once more and waits, up to MAX_QUEUE_SECONDS in all.
-    waiting = CheckRun.objects.filter(status=CheckRun.Status.QUEUED, deadline_at__lt=now)
     if not workers_alive(now=now):
         counts["unavailable"] = _end(waiting, status=CheckRun.Status.LOST, cause="WORKERS_UNAVAILABLE", now=now)
     else:
@@ -250,14 +247,6 @@ def check_runs_sweep(*, now=None) -> dict[str, int]:
             check_run_enqueue(run_id=run_id)
     _prune_dead_workers(now=now)
     return {name: count for name, count in counts.items() if count}
-
-
-def _nothing_due(*, now, stale) -> bool:
-    """No run the sweep would touch: none running without a fresh lease or past its deadline, none queued past
-    its grace or with an enqueue error. (The (status, deadline_at) index: only the active runs are read.)"""
-    running = Q(status=CheckRun.Status.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(deadline_at__lt=now))
-    queued = Q(status=CheckRun.Status.QUEUED) & (Q(deadline_at__lt=now) | ~Q(enqueue_error=""))
-    return not CheckRun.objects.filter(status__in=ACTIVE).filter(running | queued).exists()
 
 
 _pruned_at = None  # when this process last pruned the rows of dead workers
