@@ -7,6 +7,7 @@ import secrets
 import smtplib
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.models import EmailAddress
 from allauth.core.internal import ratelimit
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
@@ -100,9 +101,9 @@ class AccountAdapter(DefaultAccountAdapter):
         )
         cookie = device_cookie_read(request)
         if user_pk is not None and user_pk in cookie["users"]:
-            keys = [("login_failed", f"{login}|device|{cookie['device']}")]
+            keys = [self._device_key(login, cookie)]
         else:
-            keys = [("login_failed", f"{login}|{self.get_client_ip(request)}"), ("login_failed_account", login)]
+            keys = [self._address_key(request, login), ("login_failed_account", login)]
         usages = []
         for action, key in keys:
             usage = ratelimit.consume(request, app="allauth.account", action=action, key=key)
@@ -113,6 +114,30 @@ class AccountAdapter(DefaultAccountAdapter):
                 raise self.validation_error("too_many_login_attempts")
             usages.append(usage)
         self._login_failed_rl_usage = _Usages(usages)
+
+    def _address_key(self, request, login: str) -> tuple[str, str]:
+        return "login_failed", f"{login}|{self.get_client_ip(request)}"
+
+    @staticmethod
+    def _device_key(login: str, cookie: dict) -> tuple[str, str]:
+        return "login_failed", f"{login}|device|{cookie['device']}"
+
+    def login_failures_forget(self, request, user) -> None:
+        """After a password reset: the failures that could still lock the owner out are forgotten, those
+        counted for the account and for it from this address and this browser, under every name it signs in
+        with (its username and its addresses). The reset proves the mailbox, and is itself rate limited.
+        Failures counted from other addresses stay theirs: a guesser elsewhere gets no fresh allowance from
+        the owner's reset. (allauth clears its own per-email key here; ours are keyed as pre_authenticate
+        counts them.)"""
+        emails = EmailAddress.objects.filter(user_id=user.pk).values_list("email", flat=True)
+        logins = {name.strip().lower() for name in (user.get_username(), user.email, *emails)} - {""}
+        cookie = device_cookie_read(request)
+        for login in logins:
+            keys = [self._address_key(request, login), ("login_failed_account", login)]
+            if cookie["device"]:
+                keys.append(self._device_key(login, cookie))
+            for action, key in keys:
+                ratelimit.clear(request, app="allauth.account", action=action, key=key)
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         """Sending happens in the request (the message holds a one-time link or code, which the portal never

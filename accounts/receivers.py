@@ -1,6 +1,8 @@
 """allauth's signals, received: a known browser is remembered at sign-in, staff roles follow the identity
-provider's groups at every SSO sign-in, and a password reset ends the account's other sessions."""
+provider's groups at every SSO sign-in, and a password reset ends the account's other sessions and lifts the
+sign-in lock its owner may have met."""
 
+from allauth.account.adapter import get_adapter
 from allauth.account.signals import password_reset, user_logged_in
 from allauth.usersessions.internal.flows.sessions import end_other_sessions
 from django.dispatch import receiver
@@ -22,3 +24,4 @@ def signed_in(sender, request, user, response=None, sociallogin=None, **kwargs):
 @receiver(password_reset, dispatch_uid="accounts.password_reset_ends_other_sessions")
 def password_was_reset(sender, request, user, **kwargs):
     end_other_sessions(request, user)
+    get_adapter(request).login_failures_forget(request, user)
