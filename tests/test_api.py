@@ -10,7 +10,9 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from openapi_spec_validator import validate
@@ -141,6 +143,27 @@ def test_last_use_time_and_address_are_recorded_and_shown(client, alice):
     client.force_login(alice)
     page = client.get(reverse("api:tokens")).content.decode()
     assert "192.0.2.7" in page and token not in page and row.hint in page
+
+
+@pytest.mark.django_db
+def test_a_script_calling_often_writes_its_last_use_once_a_minute(client, alice):
+    """The last use is shown to the minute; recording it on each call was a row write per API call."""
+    token = token_for(alice, "checks:read")
+    client.get(reverse("api_v1:checks"), REMOTE_ADDR="192.0.2.7", **bearer(token))
+    first = AccessToken.objects.get().last_used_at
+
+    def updates_of_a_call(address: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("api_v1:checks"), REMOTE_ADDR=address, **bearer(token)).status_code == 200
+        return sum(query["sql"].startswith('UPDATE "api_accesstoken"') for query in queries)
+
+    assert updates_of_a_call("192.0.2.7") == 0
+    assert AccessToken.objects.get().last_used_at == first
+    assert updates_of_a_call("192.0.2.8") == 1  # another address is news at once
+    assert AccessToken.objects.get().last_used_from == "192.0.2.8"
+    AccessToken.objects.update(last_used_at=timezone.now() - services.LAST_USE_RESOLUTION)
+    assert updates_of_a_call("192.0.2.8") == 1  # a minute later, recorded again
+    assert timezone.now() - AccessToken.objects.get().last_used_at < timedelta(seconds=10)
 
 
 @pytest.mark.django_db
