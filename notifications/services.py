@@ -11,16 +11,17 @@ import smtplib
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.selectors import user_email_verified
+from accounts.selectors import email_verified_of_user_row, user_email_verified
 from hokusai_portal import tracing
 from hokusai_portal.redaction import redact
 from organizations.models import Membership, Organization
@@ -36,6 +37,7 @@ NOTIFY_KINDS = {Kind.STATUS, Kind.COMMENT}
 UNSUBSCRIBE_SALT = "notifications.unsubscribe"
 BACKOFF_CAP = timedelta(hours=1)
 SEND_BATCH = 100
+BULK_BATCH = 500  # rows an INSERT of notifications or emails carries
 
 
 def is_public_change(event: TimelineEvent) -> bool:
@@ -263,10 +265,27 @@ def notify_owner_of_sla(event: TimelineEvent) -> bool:
     return True
 
 
+def _mail_modes(user_ids) -> dict[int, str]:
+    """Each user's mode (immediate, daily), or off for no mail (their choice, no address, an unverified one):
+    mailable and mode_of for many users in one query."""
+    preference = Preference.objects.filter(user=OuterRef("pk")).values("mode")[:1]
+    rows = (
+        get_user_model()
+        .objects.filter(pk__in=user_ids)
+        .annotate(verified=email_verified_of_user_row(), mode=Subquery(preference))
+        .values_list("pk", "email", "verified", "mode")
+    )
+    return {
+        pk: (mode or Preference.Mode.IMMEDIATE) if email and verified else Preference.Mode.OFF
+        for pk, email, verified, mode in rows
+    }
+
+
 @transaction.atomic
 def notify(events: list[TimelineEvent]) -> int:
     """Queue what each follower should hear of one action's steps (not the steps they made themselves): one
-    email per follower and investigation; returns emails queued."""
+    email per follower and investigation; returns emails queued. A fixed number of queries per investigation
+    however many follow it (a known issue many developers joined has hundreds of followers)."""
     queued = 0
     by_investigation: dict[int, list[TimelineEvent]] = {}
     for event in events:
@@ -274,24 +293,26 @@ def notify(events: list[TimelineEvent]) -> int:
             by_investigation.setdefault(event.investigation_id, []).append(event)
     for investigation_id, public in by_investigation.items():
         investigation = Investigation.objects.get(pk=investigation_id)  # as the action left it
-        for user, reason in recipients(investigation_id):  # each once, however many ways they follow it
+        found = recipients(investigation_id)  # each once, however many ways they follow it
+        modes = _mail_modes([user.pk for user, _ in found])
+        notifications, emails = [], []
+        for user, reason in found:
             theirs = [e for e in public if e.actor_id != user.pk]
-            mode = mode_of(user)
-            if not theirs or mode == Preference.Mode.OFF or not mailable(user):
+            mode = modes.get(user.pk, Preference.Mode.OFF)
+            if not theirs or mode == Preference.Mode.OFF:
                 continue
-            for event in theirs:
-                Notification.objects.get_or_create(
-                    user=user, event=event, defaults={"digest": mode == Preference.Mode.DAILY}
-                )
+            notifications += [Notification(user=user, event=e, digest=mode == Preference.Mode.DAILY) for e in theirs]
             if mode == Preference.Mode.IMMEDIATE:
-                _queue_one(user, reason, investigation, theirs)
-                queued += 1
+                emails.append(_email_of(user, reason, investigation, theirs))
+        Notification.objects.bulk_create(notifications, ignore_conflicts=True, batch_size=BULK_BATCH)
+        OutboxEmail.objects.bulk_create(emails, batch_size=BULK_BATCH)
+        queued += len(emails)
     if queued:
         transaction.on_commit(_kick)
     return queued
 
 
-def _queue_one(user, reason: str, investigation: Investigation, events: list[TimelineEvent]) -> OutboxEmail:
+def _email_of(user, reason: str, investigation: Investigation, events: list[TimelineEvent]) -> OutboxEmail:
     what, text = _describe_steps(events)
     token = unsubscribe_token(user_id=user.pk, investigation_id=investigation.pk)
     body = render_to_string(
@@ -306,7 +327,7 @@ def _queue_one(user, reason: str, investigation: Investigation, events: list[Tim
             "settings_link": absolute(reverse("notifications:settings")),
         },
     )
-    return OutboxEmail.objects.create(
+    return OutboxEmail(
         to=user.email,
         subject=f"[{investigation.number}] {what}: {investigation.title}"[:250],
         body=body,
@@ -337,9 +358,10 @@ def digests_send(now: datetime | None = None) -> int:
     for notification in pending:
         by_user.setdefault(notification.user_id, []).append(notification)
     queued = 0
+    modes = _mail_modes(list(by_user))
     for items in by_user.values():
         user = items[0].user
-        if not mailable(user) or mode_of(user) != Preference.Mode.DAILY:
+        if modes.get(user.pk) != Preference.Mode.DAILY:
             Notification.objects.filter(pk__in=[n.pk for n in items]).update(digested_at=now)
             continue
         token = unsubscribe_token(user_id=user.pk, investigation_id=None)

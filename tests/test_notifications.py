@@ -281,3 +281,41 @@ def test_support_sees_the_organizations_members_among_the_followers(reported, al
     members = organization.memberships.count()  # alice and her teammate; alice counted once
     assert f"{members} followers." in page
     assert "follow-organization-form" not in page  # staff have no organization to choose for
+
+
+def test_a_public_change_costs_the_same_queries_for_three_followers_or_sixty(reported, alice, bob):
+    """A known issue many developers joined has hundreds of followers: each once cost ~5 queries (its mode,
+    its verified address, a notification per step, an email) inside the support engineer's request."""
+    from allauth.account.models import EmailAddress
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def followers(names, mode=None):
+        users = [_make_user(name, Role.DEVELOPER) for name in names]
+        for user in users:
+            services.follow(user=user, investigation=reported)
+            if mode:
+                services.mode_set(user=user, mode=mode)
+        return users
+
+    def queries_of_a_reply(body):
+        with CaptureQueriesContext(connection) as queries:
+            triage_services.comment_add(investigation=reported, actor=bob, body=body, internal=False)
+        return len(queries)
+
+    few_followers = followers(["f1", "f2"])
+    few = queries_of_a_reply("First answer.")
+    assert OutboxEmail.objects.count() == 3  # alice, f1, f2
+
+    immediate = followers([f"i{n}" for n in range(30)])
+    daily = followers([f"d{n}" for n in range(15)], Preference.Mode.DAILY)
+    off = followers([f"o{n}" for n in range(6)], Preference.Mode.OFF)
+    unverified = followers([f"u{n}" for n in range(6)])
+    EmailAddress.objects.filter(user__in=unverified).update(verified=False)
+    OutboxEmail.objects.all().delete()
+
+    assert queries_of_a_reply("Second answer.") == few
+    mailed = set(OutboxEmail.objects.values_list("to", flat=True))
+    assert mailed == {u.email for u in [alice, *few_followers, *immediate]}
+    assert services.digests_send() == len(daily)
+    assert not mailed & {u.email for u in off + unverified}
