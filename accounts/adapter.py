@@ -7,7 +7,6 @@ import secrets
 import smtplib
 
 from allauth.account.adapter import DefaultAccountAdapter
-from allauth.account.models import EmailAddress
 from allauth.core.internal import ratelimit
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
@@ -91,7 +90,9 @@ class AccountAdapter(DefaultAccountAdapter):
     def pre_authenticate(self, request, **credentials) -> None:
         """Failed sign-ins are counted per account+address (5 in 15 minutes) and per account (20), or, from a
         browser that signed in to this account before, per account+browser only. Per address alone sign-ins
-        are throttled (allauth's `login` rate), never locked: an office behind one NAT is not shut out."""
+        are throttled (allauth's `login` rate), never locked: an office behind one NAT is not shut out. An
+        account is counted by its id whatever name it is tried by (its username or its address): guessing
+        one and then the other does not double the allowance."""
         login = str(credentials.get("email", credentials.get("username", ""))).strip().lower()
         user_pk = (
             get_user_model()
@@ -99,11 +100,12 @@ class AccountAdapter(DefaultAccountAdapter):
             .values_list("pk", flat=True)
             .first()
         )
+        account = f"user:{user_pk}" if user_pk is not None else f"login:{login}"
         cookie = device_cookie_read(request)
         if user_pk is not None and user_pk in cookie["users"]:
-            keys = [self._device_key(login, cookie)]
+            keys = [self._device_key(account, cookie)]
         else:
-            keys = [self._address_key(request, login), ("login_failed_account", login)]
+            keys = [self._address_key(request, account), ("login_failed_account", account)]
         usages = []
         for action, key in keys:
             usage = ratelimit.consume(request, app="allauth.account", action=action, key=key)
@@ -115,29 +117,27 @@ class AccountAdapter(DefaultAccountAdapter):
             usages.append(usage)
         self._login_failed_rl_usage = _Usages(usages)
 
-    def _address_key(self, request, login: str) -> tuple[str, str]:
-        return "login_failed", f"{login}|{self.get_client_ip(request)}"
+    def _address_key(self, request, account: str) -> tuple[str, str]:
+        return "login_failed", f"{account}|{self.get_client_ip(request)}"
 
     @staticmethod
-    def _device_key(login: str, cookie: dict) -> tuple[str, str]:
-        return "login_failed", f"{login}|device|{cookie['device']}"
+    def _device_key(account: str, cookie: dict) -> tuple[str, str]:
+        return "login_failed", f"{account}|device|{cookie['device']}"
 
     def login_failures_forget(self, request, user) -> None:
         """After a password reset: the failures that could still lock the owner out are forgotten, those
-        counted for the account and for it from this address and this browser, under every name it signs in
-        with (its username and its addresses). The reset proves the mailbox, and is itself rate limited.
-        Failures counted from other addresses stay theirs: a guesser elsewhere gets no fresh allowance from
-        the owner's reset. (allauth clears its own per-email key here; ours are keyed as pre_authenticate
-        counts them.)"""
-        emails = EmailAddress.objects.filter(user_id=user.pk).values_list("email", flat=True)
-        logins = {name.strip().lower() for name in (user.get_username(), user.email, *emails)} - {""}
+        counted for the account and for it from this address and this browser. The reset proves the mailbox,
+        and is itself rate limited. Failures counted from other addresses stay theirs: a guesser elsewhere
+        gets no fresh allowance from the owner's reset. (allauth clears its own per-email key here; the
+        portal counts per account id, as pre_authenticate does, so an address added to another account,
+        unverified, names nothing here.)"""
+        account = f"user:{user.pk}"
+        keys = [self._address_key(request, account), ("login_failed_account", account)]
         cookie = device_cookie_read(request)
-        for login in logins:
-            keys = [self._address_key(request, login), ("login_failed_account", login)]
-            if cookie["device"]:
-                keys.append(self._device_key(login, cookie))
-            for action, key in keys:
-                ratelimit.clear(request, app="allauth.account", action=action, key=key)
+        if cookie["device"]:
+            keys.append(self._device_key(account, cookie))
+        for action, key in keys:
+            ratelimit.clear(request, app="allauth.account", action=action, key=key)
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         """Sending happens in the request (the message holds a one-time link or code, which the portal never

@@ -358,7 +358,7 @@ def digests_send(now: datetime | None = None) -> int:
     for notification in pending:
         by_user.setdefault(notification.user_id, []).append(notification)
     queued = 0
-    modes = _mail_modes(list(by_user))
+    modes = _mail_modes(pending.values("user_id"))  # a subquery: no parameter per user
     for items in by_user.values():
         user = items[0].user
         if modes.get(user.pk) != Preference.Mode.DAILY:

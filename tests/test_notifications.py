@@ -287,6 +287,7 @@ def test_a_public_change_costs_the_same_queries_for_three_followers_or_sixty(rep
     """A known issue many developers joined has hundreds of followers: each once cost ~5 queries (its mode,
     its verified address, a notification per step, an email) inside the support engineer's request."""
     from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -312,10 +313,15 @@ def test_a_public_change_costs_the_same_queries_for_three_followers_or_sixty(rep
     off = followers([f"o{n}" for n in range(6)], Preference.Mode.OFF)
     unverified = followers([f"u{n}" for n in range(6)])
     EmailAddress.objects.filter(user__in=unverified).update(verified=False)
+    made_by_an_operator = followers(["op1", "op2"])  # no address record: nothing to verify, mailed
+    EmailAddress.objects.filter(user__in=made_by_an_operator).delete()
+    no_email = followers(["ne1"])
+    get_user_model().objects.filter(pk=no_email[0].pk).update(email="")
     OutboxEmail.objects.all().delete()
 
     assert queries_of_a_reply("Second answer.") == few
     mailed = set(OutboxEmail.objects.values_list("to", flat=True))
-    assert mailed == {u.email for u in [alice, *few_followers, *immediate]}
+    assert mailed == {u.email for u in [alice, *few_followers, *immediate, *made_by_an_operator]}
+    assert OutboxEmail.objects.count() == len(mailed)  # each once
     assert services.digests_send() == len(daily)
-    assert not mailed & {u.email for u in off + unverified}
+    assert not mailed & {u.email for u in off + unverified + no_email}

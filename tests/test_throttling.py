@@ -133,28 +133,64 @@ def test_behind_a_proxy_each_client_is_counted_apart(client, alice, settings):
     assert other.status_code == 302  # another client behind the same proxy signs in
 
 
+def reset_password(client, email: str, password: str, address: str) -> None:
+    """The reset as its owner does it, from `client` at `address`: the request, the emailed link, the form."""
+    mail.outbox.clear()
+    client.post(reverse("account_reset_password"), {"email": email}, REMOTE_ADDR=address)
+    (message,) = mail.outbox
+    link = "/" + re.search(r"https?://[^/\s]+/(accounts/password/reset/key/\S+/)", message.body).group(1)
+    form = client.get(link, follow=True, REMOTE_ADDR=address)
+    done = client.post(form.redirect_chain[-1][0], {"password1": password, "password2": password}, REMOTE_ADDR=address)
+    assert done.status_code == 302
+    client.post(reverse("accounts:logout"), REMOTE_ADDR=address)
+
+
+NEW_PASSWORD = "a-brand-new-unusual-passphrase"
+
+
 def test_a_password_reset_lifts_the_lock_its_owner_met(client, alice, settings):
     """Seen: locked out by wrong passwords, a developer reset hers by email and the new one was still refused
     (429) for up to 15 minutes. A guesser elsewhere keeps the lock of his own address."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     here, guesser = "203.0.113.7", "198.51.100.250"
-    for attempt in range(PER_ACCOUNT_AND_ADDRESS):
-        sign_in(client, "alice", f"wrong-{attempt}", address=here)
+    for attempt in range(PER_ACCOUNT_AND_ADDRESS):  # by either name: one account, one count
+        sign_in(client, ("alice", "alice@example.com")[attempt % 2], f"wrong-{attempt}", address=here)
     for _ in range(PER_ACCOUNT_AND_ADDRESS):
         sign_in(type(client)(), "alice@example.com", "guess", address=guesser)
-    for attempt in range(PER_ACCOUNT):  # the account's own allowance spent too
+    for attempt in range(PER_ACCOUNT - 2 * PER_ACCOUNT_AND_ADDRESS):  # the account's own allowance spent too
         sign_in(type(client)(), "alice", "guess", address=f"198.51.100.{attempt}")
-    assert sign_in(client, "alice", PASSWORD, address=here).status_code == 429
+    assert sign_in(client, "alice@example.com", PASSWORD, address=here).status_code == 429
+    assert sign_in(type(client)(), "alice", PASSWORD, address="192.0.2.9").status_code == 429
 
-    client.post(reverse("account_reset_password"), {"email": "alice@example.com"}, REMOTE_ADDR=here)
-    (message,) = mail.outbox
-    link = "/" + re.search(r"https?://[^/\s]+/(accounts/password/reset/key/\S+/)", message.body).group(1)
-    form = client.get(link, follow=True, REMOTE_ADDR=here)
-    new = "a-brand-new-unusual-passphrase"
-    done = client.post(form.redirect_chain[-1][0], {"password1": new, "password2": new}, REMOTE_ADDR=here)
-    assert done.status_code == 302
-    client.post(reverse("accounts:logout"), REMOTE_ADDR=here)
+    reset_password(client, "alice@example.com", NEW_PASSWORD, here)
 
-    assert sign_in(client, "alice", new, address=here).status_code == 302  # by username, from here
-    assert sign_in(type(client)(), "alice@example.com", new, address="192.0.2.9").status_code == 302  # anywhere
-    assert sign_in(type(client)(), "alice@example.com", new, address=guesser).status_code == 429
+    assert sign_in(client, "alice@example.com", NEW_PASSWORD, address=here).status_code == 302  # from here
+    assert sign_in(type(client)(), "alice", NEW_PASSWORD, address="192.0.2.9").status_code == 302  # anywhere
+    assert sign_in(type(client)(), "alice@example.com", NEW_PASSWORD, address=guesser).status_code == 429
+
+
+def test_a_password_reset_lifts_the_lock_of_the_browser_it_is_made_from(client, alice, settings):
+    """A browser that signed in before has its own allowance (the device cookie): spent, the reset made from
+    that browser gives it back."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert sign_in(client, "alice", PASSWORD).status_code == 302
+    client.post(reverse("accounts:logout"))
+    for attempt in range(PER_ACCOUNT_AND_ADDRESS):
+        sign_in(client, "alice", f"wrong-{attempt}", address=f"192.0.2.{attempt}")
+    assert sign_in(client, "alice", PASSWORD, address="192.0.2.100").status_code == 429
+    reset_password(client, "alice@example.com", NEW_PASSWORD, "192.0.2.101")
+    assert sign_in(client, "alice", NEW_PASSWORD, address="192.0.2.102").status_code == 302
+
+
+def test_an_address_added_unverified_to_another_account_lifts_nobodys_lock(client, alice, dave, settings):
+    """Anyone may add any address to their own account, unverified (allauth does not say it is taken). A
+    reset of that account must not clear the lock of the account the address really belongs to."""
+    from allauth.account.models import EmailAddress
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    EmailAddress.objects.create(user=dave, email="alice@example.com", verified=False, primary=False)
+    for attempt in range(PER_ACCOUNT):
+        sign_in(type(client)(), "alice@example.com", "guess", address=f"198.51.100.{attempt}")
+    assert sign_in(type(client)(), "alice@example.com", PASSWORD, address="192.0.2.9").status_code == 429
+    reset_password(client, "dave@example.com", NEW_PASSWORD, "198.51.100.1")
+    assert sign_in(type(client)(), "alice@example.com", PASSWORD, address="192.0.2.9").status_code == 429
