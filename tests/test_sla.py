@@ -212,3 +212,29 @@ def test_a_bad_calendar_is_refused_in_the_admin(db):
     with pytest.raises(ValidationError):
         calendar.full_clean()
     assert Investigation.objects.count() == 0
+
+
+def test_an_action_of_many_steps_recomputes_the_clocks_once(office_policy, bob, monkeypatch):
+    """Resolving as fixed from New walks four statuses; the clocks were recomputed after each (the timeline
+    read, the cycles deleted and written again, four times in the support engineer's request)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monday = berlin(2026, 6, 1, 9)
+    monkeypatch.setattr(timezone, "now", lambda: monday)
+    investigation, _ = services.investigation_create(
+        actor=bob, data={"title": "Keys rejected", "severity": "high", "created_at": monday}
+    )
+    investigation.findings.create(title="Keys of the old plan", root_cause="The gateway's plan table")
+    monkeypatch.setattr(timezone, "now", lambda: berlin(2026, 6, 1, 10, 30))
+    with CaptureQueriesContext(connection) as queries:
+        services.investigation_transition(investigation=investigation, actor=bob, status="resolved", resolution="fixed")
+    recomputations = [q["sql"] for q in queries if q["sql"].startswith('DELETE FROM "triage_slacycle"')]
+    assert len(recomputations) == 1
+    assert TimelineEvent.objects.filter(investigation=investigation, kind="status").count() == 4
+    investigation.refresh_from_db()
+    assert investigation.status == "resolved" and investigation.sla_due_at is None
+    assert investigation.sla_breached  # the first response (the resolving) came 30 minutes past its goal
+    cycles = {(c.goal, c.cycle): c for c in SlaCycle.objects.filter(investigation=investigation)}
+    assert cycles[("response", 1)].met is False and cycles[("response", 1)].elapsed_minutes == 90  # late: 60 min goal
+    assert cycles[("resolution", 1)].met is True and cycles[("resolution", 1)].elapsed_minutes == 90

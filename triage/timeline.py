@@ -1,7 +1,8 @@
 """The timeline's one writer: every change to an investigation is recorded here, in codes.
 
-`record(...)` appends one TimelineEvent, keeps the SLA clocks current when the event moves them, and tells
-the other apps through triage.signals:
+`record(...)` appends one TimelineEvent, keeps the SLA clocks current when the event moves them (recomputed
+once per action, after its last step: "resolve as fixed" walking four statuses is one recomputation), and
+tells the other apps through triage.signals:
 
 - `timeline_event_added(event=...)` for each step, in the transaction that wrote it, after the state it
   describes was set (a webhook built there carries the investigation as of that step);
@@ -33,6 +34,8 @@ from .signals import timeline_action_recorded, timeline_event_added
 class _Action:
     id: uuid.UUID
     events: list[TimelineEvent] = field(default_factory=list)
+    # Investigations whose SLA clocks a step moved: recomputed once, after the action's last step.
+    clocks_moved: dict[int, Investigation] = field(default_factory=dict)
 
 
 _current: ContextVar[_Action | None] = ContextVar("triage_timeline_action", default=None)
@@ -54,6 +57,8 @@ def action() -> Iterator[uuid.UUID]:
             yield current.id
         finally:
             _current.reset(token)
+        for investigation in current.clocks_moved.values():
+            sla.refresh(investigation)  # the clocks read the timeline the whole action wrote
         if current.events:
             timeline_action_recorded.send(sender=TimelineEvent, action_id=current.id, events=current.events)
 
@@ -85,7 +90,7 @@ def record(
             action_id=action_id,
         )
         if sla.moves_clocks(kind=kind, internal=internal):
-            sla.refresh(investigation)  # the clocks read the timeline just written
+            _current.get().clocks_moved[investigation.pk] = investigation
         timeline_event_added.send(sender=TimelineEvent, event=event)
         _current.get().events.append(event)
     return event
