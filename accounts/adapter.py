@@ -60,6 +60,11 @@ def device_cookie_remember(request, response, user) -> None:
     )
 
 
+def _account_key(user_pk: int) -> str:
+    """An account's part of its sign-in failure keys, whatever name it was tried by."""
+    return f"user:{user_pk}"
+
+
 class _Usages:
     """Both sign-in counters, rolled back together on a success (allauth rolls back one)."""
 
@@ -100,7 +105,7 @@ class AccountAdapter(DefaultAccountAdapter):
             .values_list("pk", flat=True)
             .first()
         )
-        account = f"user:{user_pk}" if user_pk is not None else f"login:{login}"
+        account = _account_key(user_pk) if user_pk is not None else f"login:{login}"
         cookie = device_cookie_read(request)
         if user_pk is not None and user_pk in cookie["users"]:
             keys = [self._device_key(account, cookie)]
@@ -131,7 +136,7 @@ class AccountAdapter(DefaultAccountAdapter):
         gets no fresh allowance from the owner's reset. (allauth clears its own per-email key here; the
         portal counts per account id, as pre_authenticate does, so an address added to another account,
         unverified, names nothing here.)"""
-        account = f"user:{user.pk}"
+        account = _account_key(user.pk)
         keys = [self._address_key(request, account), ("login_failed_account", account)]
         cookie = device_cookie_read(request)
         if cookie["device"]:

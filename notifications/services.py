@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.selectors import email_verified_of_user_row, user_email_verified
+from accounts.selectors import email_verified_of_user_row
 from hokusai_portal import tracing
 from hokusai_portal.redaction import redact
 from organizations.models import Membership, Organization
@@ -167,11 +167,6 @@ def follow_state(*, user: AbstractBaseUser, investigation: Investigation) -> dic
     }
 
 
-def mailable(user) -> bool:
-    """Mail goes only to a verified address (an unverified one may be anyone's: sign-up takes any)."""
-    return bool(user.email) and user_email_verified(user=user)
-
-
 def mode_of(user) -> str:
     preference = Preference.objects.filter(user=user).first()
     return preference.mode if preference else Preference.Mode.IMMEDIATE
@@ -249,7 +244,7 @@ def notify_owner_of_sla(event: TimelineEvent) -> bool:
     email is off. Returns whether one was queued."""
     investigation = event.investigation
     owner = investigation.owner
-    if owner is None or not mailable(owner) or mode_of(owner) == Preference.Mode.OFF:
+    if owner is None or _mail_modes([owner.pk]).get(owner.pk, Preference.Mode.OFF) == Preference.Mode.OFF:
         return False
     OutboxEmail.objects.create(
         to=owner.email,
@@ -266,8 +261,8 @@ def notify_owner_of_sla(event: TimelineEvent) -> bool:
 
 
 def _mail_modes(user_ids) -> dict[int, str]:
-    """Each user's mode (immediate, daily), or off for no mail (their choice, no address, an unverified one):
-    mailable and mode_of for many users in one query."""
+    """Each user's mode (immediate, daily), or off for no mail: their choice, no address, or an unverified one
+    (sign-up takes any address: mail goes only to one its owner proved is theirs). Many users in one query."""
     preference = Preference.objects.filter(user=OuterRef("pk")).values("mode")[:1]
     rows = (
         get_user_model()
